@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/crossdock/crossdock/config"
+)
+
+// serveFlags are the flags serve and demo share.
+type serveFlags struct {
+	data, listen, natsURL, logLevel string
+	grace                           time.Duration
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet, dataDefault string) {
+	fs.StringVar(&f.data, "data", dataDefault, "data `directory` (JetStream store, journeys, archive)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "API listen `address`")
+	fs.StringVar(&f.natsURL, "nats-url", "", "external NATS server or cluster `URL` (default: embedded JetStream)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&f.grace, "grace", 25*time.Second, "on SIGTERM, how long deliveries under way may finish")
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	f.register(fs, "./data")
+	configPath := fs.String("config", "", "configuration `file` (YAML); none starts an empty hub")
+	syncAlways := fs.Bool("sync-always", false, "fsync every JetStream write (overrides jetstream.sync_always)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	logger, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg := &config.Config{}
+	if *configPath != "" {
+		if cfg, err = config.Load(*configPath, config.Options{CheckFilter: checkFilter}); err != nil {
+			return err
+		}
+	}
+	if *syncAlways {
+		cfg.JetStream.SyncAlways = true
+	}
+
+	hub, err := openHub(ctx, HubOptions{Config: cfg, DataDir: f.data, Listen: f.listen, NATSURL: f.natsURL, Logger: logger})
+	if err != nil {
+		return err
+	}
+	logger.Info("crossdock is serving", "api", hub.Server.URL(), "data", f.data,
+		"topics", len(cfg.Topics), "subscriptions", len(cfg.Subscriptions))
+	fmt.Fprintf(stdout, "crossdock listening on %s\n", hub.Server.URL())
+
+	<-ctx.Done()
+	logger.Info("shutting down", "grace", f.grace)
+	sctx, cancel := context.WithTimeout(context.Background(), f.grace)
+	defer cancel()
+	if err := hub.Close(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
