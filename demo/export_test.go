@@ -1,0 +1,7 @@
+package demo
+
+// Exported for the external tests and fuzzers of the outside-input parsers.
+var (
+	Verify      = verify
+	BinaryEvent = binaryEvent
+)
