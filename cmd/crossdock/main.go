@@ -7,6 +7,7 @@
 //	crossdock serve    [--config FILE] [--data DIR] [--listen ADDR] [--nats-url URL]
 //	crossdock demo     [--data DIR] [--listen ADDR] [--rate N]
 //	crossdock validate --config FILE
+//	crossdock bench    [--clients N] [--duration D]
 package main
 
 import (
@@ -27,6 +28,7 @@ Usage:
   crossdock serve    [--config FILE] [--data DIR] [--listen ADDR] [--nats-url URL]
   crossdock demo     [--data DIR] [--listen ADDR] [--rate N]
   crossdock validate --config FILE
+  crossdock bench    [--clients N] [--size BYTES] [--duration D] [--only publish,pipeline,latency,memory]
 
 Run "crossdock COMMAND -h" for the flags of a command.
 `
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return runValidate(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
