@@ -72,7 +72,7 @@ type Targets struct {
 	Secret      string       // whsec_...: the signing secret of every target's subscription
 	Rand        *rand.Rand   // draws the failure schedule; guarded by Targets
 	Logger      *slog.Logger // logs each answer at debug level
-	FailureRate float64      // probability that a request meets a transient failure
+	FailureRate float64      // chance of a transient failure per request: 0 means 0.1, negative means never
 
 	key     []byte
 	base    string
@@ -86,20 +86,9 @@ type Targets struct {
 	seen   map[string]string // warehouse: webhook-id → reservation id
 }
 
-// NewTargets returns Targets with the demo's defaults: a 10% failure rate, a
-// time-seeded schedule and a discarding logger.
-func NewTargets(dataDir, secret string) *Targets {
-	return &Targets{
-		DataDir:     dataDir,
-		Secret:      secret,
-		Rand:        rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		Logger:      slog.New(slog.DiscardHandler),
-		FailureRate: 0.1,
-	}
-}
-
-// Open starts serving on 127.0.0.1 on a free port. It returns EINVALID when
-// the secret is not a whsec_ base64 key.
+// Open applies the defaults (a time-seeded Rand, a discarding Logger, a 10%
+// failure rate) and starts serving on a free port of 127.0.0.1. It returns
+// EINVALID when the secret is not a whsec_ base64 key.
 func (t *Targets) Open() error {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(t.Secret, "whsec_"))
 	if err != nil || len(key) == 0 {
@@ -111,6 +100,9 @@ func (t *Targets) Open() error {
 	}
 	if t.Logger == nil {
 		t.Logger = slog.New(slog.DiscardHandler)
+	}
+	if t.FailureRate == 0 {
+		t.FailureRate = 0.1
 	}
 	t.counts = make(map[string]*TargetCounts)
 	for _, name := range TargetNames() {
@@ -142,13 +134,15 @@ func (t *Targets) Open() error {
 	return nil
 }
 
-// Close stops the server, ending requests in flight, and waits for it.
+// Close stops the server, ending requests in flight, and waits for it; a
+// second Close does nothing.
 func (t *Targets) Close(ctx context.Context) error {
 	if t.srv == nil {
 		return nil
 	}
 	t.cancel()
 	err := t.srv.Shutdown(ctx)
+	t.srv = nil
 	if serr := <-t.served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}

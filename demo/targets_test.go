@@ -23,12 +23,11 @@ import (
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// MustOpenTargets opens targets failing at rate with a seeded schedule.
+// MustOpenTargets opens targets failing at rate (negative: never) with a
+// seeded schedule.
 func MustOpenTargets(tb testing.TB, rate float64) *demo.Targets {
 	tb.Helper()
-	ts := demo.NewTargets(tb.TempDir(), testSecret)
-	ts.Rand = rand.New(rand.NewPCG(7, 11))
-	ts.FailureRate = rate
+	ts := &demo.Targets{DataDir: tb.TempDir(), Secret: testSecret, Rand: rand.New(rand.NewPCG(7, 11)), FailureRate: rate}
 	if err := ts.Open(); err != nil {
 		tb.Fatal(err)
 	}
@@ -103,7 +102,7 @@ func validOrder(tb testing.TB, r *rand.Rand) crossdock.Event {
 }
 
 func TestTargets_AcceptSignedDeliveries(t *testing.T) {
-	ts := MustOpenTargets(t, 0)
+	ts := MustOpenTargets(t, -1)
 	ev := validOrder(t, rand.New(rand.NewPCG(1, 2)))
 	for _, tc := range []struct {
 		target, field, prefix string
@@ -136,7 +135,7 @@ func TestTargets_AcceptSignedDeliveries(t *testing.T) {
 }
 
 func TestTargets_RejectBadSignatures(t *testing.T) {
-	ts := MustOpenTargets(t, 0)
+	ts := MustOpenTargets(t, -1)
 	ev := validOrder(t, rand.New(rand.NewPCG(3, 4)))
 	otherSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("not the right key at all"))
 	for _, name := range demo.TargetNames() {
@@ -200,7 +199,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestArchive_WritesDatePartition(t *testing.T) {
-	ts := MustOpenTargets(t, 0)
+	ts := MustOpenTargets(t, -1)
 	ev := validOrder(t, rand.New(rand.NewPCG(5, 6)))
 	ev.Time = time.Date(2024, 2, 29, 23, 30, 0, 0, time.UTC)
 	for i := range 2 {
@@ -229,7 +228,7 @@ func TestArchive_WritesDatePartition(t *testing.T) {
 }
 
 func TestFulfilment_RejectsBadOrders(t *testing.T) {
-	ts := MustOpenTargets(t, 0)
+	ts := MustOpenTargets(t, -1)
 	ev := validOrder(t, rand.New(rand.NewPCG(8, 9)))
 	for _, data := range []string{
 		`{"orderNumber":"SO-1","lines":[],"amount":0}`,
@@ -251,7 +250,7 @@ func TestFulfilment_RejectsBadOrders(t *testing.T) {
 }
 
 func TestWarehouse_DeduplicatesByWebhookID(t *testing.T) {
-	ts := MustOpenTargets(t, 0)
+	ts := MustOpenTargets(t, -1)
 	ev := validOrder(t, rand.New(rand.NewPCG(10, 11)))
 	first, _ := deliver(t, http.DefaultClient, ts.URL(demo.Warehouse), testSecret, "msg_same", ev)
 	again, _ := deliver(t, http.DefaultClient, ts.URL(demo.Warehouse), testSecret, "msg_same", ev)
@@ -309,8 +308,48 @@ func TestTargets_FailOnSchedule(t *testing.T) {
 	}
 }
 
+func TestTargets_DefaultFailureRate(t *testing.T) {
+	ts := MustOpenTargets(t, 0) // 0 means the default, 10%
+	ev := validOrder(t, rand.New(rand.NewPCG(14, 15)))
+	for i := range 100 {
+		if _, err := deliver(t, http.DefaultClient, ts.URL(demo.Warehouse), testSecret, "msg_"+strconv.Itoa(i), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := ts.Counts()[demo.Warehouse]; c.Failed[demo.FailUnavailable] < 3 || c.Failed[demo.FailUnavailable] > 25 || c.Accepted < 75 {
+		t.Errorf("counts = %+v, want about 10 unavailable in 100", c)
+	}
+}
+
+func TestTargets_CloseEndsSlowAnswers(t *testing.T) {
+	ts := MustOpenTargets(t, 1.0)
+	ev := validOrder(t, rand.New(rand.NewPCG(16, 17)))
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		// 503s come back at once; the first slow answer hangs until Close.
+		for i := 0; ; i++ {
+			if _, err := deliver(t, http.DefaultClient, ts.URL(demo.Fulfilment), testSecret, "msg_"+strconv.Itoa(i), ev); err != nil {
+				return
+			}
+		}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ts.Counts()[demo.Fulfilment].Failed[demo.FailSlow] == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no slow answer began")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := ts.Close(ctx); err != nil {
+		t.Fatalf("Close with a slow answer in flight = %v", err)
+	}
+	<-stopped
+}
+
 func TestTargets_OpenRejectsBadSecret(t *testing.T) {
-	ts := demo.NewTargets(t.TempDir(), "whsec_%%%")
+	ts := &demo.Targets{DataDir: t.TempDir(), Secret: "whsec_%%%"}
 	if err := ts.Open(); crossdock.ErrorCode(err) != crossdock.EINVALID {
 		ts.Close(context.Background())
 		t.Fatalf("Open = %v, want invalid", err)
