@@ -1,0 +1,7 @@
+package nats
+
+// Internals exposed to the external tests.
+var (
+	VersionAtLeast = versionAtLeast
+	IDToken        = idToken
+)
