@@ -86,6 +86,12 @@ func TestParseRequest(t *testing.T) {
 			code:   crossdock.EINVALID, detail: "needs a datacontenttype such as application/octet-stream",
 		},
 		{
+			name:   "structured binary data under an escaped name",
+			header: header("Content-Type", "application/cloudevents+json"),
+			body:   `{"specversion":"1.0","id":"e1","source":"crm","type":"t","data\u005fbase64":"AAE="}`,
+			code:   crossdock.EINVALID, detail: "needs a datacontenttype",
+		},
+		{
 			name:   "structured escaped brace in a string",
 			header: header("Content-Type", "application/cloudevents+json"),
 			body:   `{"specversion":"1.0","id":"e\\\"}","source":"crm","type":"t"}` + "\r\n",
@@ -296,6 +302,9 @@ func FuzzParseRequest(f *testing.F) {
 			h.Set("Content-Type", contentType)
 		}
 		events, _, err := cdhttp.ParseRequest(h, body)
+		if err != nil && strings.Contains(err.Error(), "something follows it") && json.Valid(body) {
+			t.Fatalf("refused one valid JSON object as followed by something: %q", body)
+		}
 		if err != nil {
 			if code := crossdock.ErrorCode(err); code != crossdock.EINVALID && code != crossdock.EUNSUPPORTED {
 				t.Fatalf("error code %s for %v", code, err)

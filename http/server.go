@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,6 +149,8 @@ func (s *Server) Handler() http.Handler {
 		for _, rt := range s.routes() {
 			s.mux.Handle(rt.method+" "+rt.path, s.adapt(rt.handle))
 		}
+		// The least specific pattern: every request no route matches.
+		s.mux.HandleFunc("/", s.handleUnrouted)
 		s.handler = http.HandlerFunc(s.serveHTTP)
 	})
 	return s.handler
@@ -203,45 +206,47 @@ func (s *Server) logger() *slog.Logger {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	log := s.logger()
 	if !log.Enabled(r.Context(), slog.LevelDebug) {
-		s.route(w, r)
+		s.mux.ServeHTTP(w, r)
 		return
 	}
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	s.route(sw, r)
+	s.mux.ServeHTTP(sw, r)
 	log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", sw.status()), slog.Duration("duration", time.Since(start)))
 }
 
-// route serves a routed request with its handler and answers the others
-// (no such path, or not with this method) with a problem.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	h, pattern := s.mux.Handler(r)
-	if pattern != "" {
-		s.mux.ServeHTTP(w, r)
+// handleUnrouted answers a request that no route matches with a problem:
+// 405 listing the allowed methods in Allow when the path is routed for
+// others, else 404.
+func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		probe := r.WithContext(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeProblem(w, Problem{
+			Type:     ProblemTypeBase + crossdock.ENOTFOUND,
+			Title:    http.StatusText(http.StatusNotFound),
+			Status:   http.StatusNotFound,
+			Detail:   fmt.Sprintf("no route matches %s %s", r.Method, r.URL.Path),
+			Instance: r.URL.Path,
+		})
 		return
 	}
-	// The mux's own answer says 404 or 405 and sets Allow; keep those, and
-	// replace its text body with a problem.
-	rec := &headerRecorder{header: make(http.Header)}
-	h.ServeHTTP(rec, r)
-	p := Problem{
-		Type:     ProblemTypeBase + crossdock.ENOTFOUND,
-		Title:    http.StatusText(http.StatusNotFound),
-		Status:   http.StatusNotFound,
-		Detail:   fmt.Sprintf("no route matches %s %s", r.Method, r.URL.Path),
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeProblem(w, Problem{
+		Type:     ProblemTypeBase + "method_not_allowed",
+		Title:    http.StatusText(http.StatusMethodNotAllowed),
+		Status:   http.StatusMethodNotAllowed,
+		Detail:   fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")),
 		Instance: r.URL.Path,
-	}
-	if rec.code == http.StatusMethodNotAllowed {
-		allow := rec.header.Get("Allow")
-		w.Header().Set("Allow", allow)
-		p.Type = ProblemTypeBase + "method_not_allowed"
-		p.Title = http.StatusText(http.StatusMethodNotAllowed)
-		p.Status = http.StatusMethodNotAllowed
-		p.Detail = fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)
-	}
-	writeProblem(w, p)
+	})
 }
 
 // statusWriter remembers the status a handler answered, for the request log.
@@ -273,18 +278,3 @@ func (w *statusWriter) status() int {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// headerRecorder keeps the status and headers of the mux's fallback answer
-// and drops its body.
-type headerRecorder struct {
-	header http.Header
-	code   int
-}
-
-func (r *headerRecorder) Header() http.Header         { return r.header }
-func (r *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
-func (r *headerRecorder) WriteHeader(code int) {
-	if r.code == 0 {
-		r.code = code
-	}
-}

@@ -352,3 +352,21 @@ func TestHealth(t *testing.T) {
 		t.Errorf("GET /openapi.json = %d", r.status)
 	}
 }
+
+func TestServerLifecycle(t *testing.T) {
+	if err := cdhttp.NewServer().Open(); err == nil || !strings.Contains(err.Error(), "Broker is not set") {
+		t.Errorf("Open without a broker = %v", err)
+	}
+	h := MustOpen(t)
+	if !strings.HasPrefix(h.srv.URL(), "http://127.0.0.1:") {
+		t.Fatalf("URL = %q", h.srv.URL())
+	}
+	wantBody(t, h.get("/healthz", "/healthz"), 200, `{"status":"ok"}`)
+	if err := h.srv.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := h.client.Get(h.srv.URL() + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Error("the server still answers after Close")
+	}
+}

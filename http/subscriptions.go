@@ -96,8 +96,11 @@ func (s *Server) handleSubscription(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	stats, err := s.Broker.Stats(ctx, *sub)
-	if err != nil && crossdock.ErrorCode(err) != crossdock.ENOTFOUND {
-		return err
+	if err != nil {
+		if crossdock.ErrorCode(err) != crossdock.ENOTFOUND {
+			return err
+		}
+		stats = crossdock.SubscriptionStats{} // no consumer yet: nothing stored for it
 	}
 	stats.Delivered, stats.Filtered, stats.Failed, err = s.Journeys.Counts(ctx, sub.Name)
 	if err != nil {
