@@ -71,7 +71,7 @@ type Server struct {
 func NewServer() *Server {
 	return &Server{
 		Addr:         DefaultAddr,
-		Logger:       slog.New(slog.DiscardHandler),
+		Logger:       discardLogger,
 		MaxEventSize: DefaultMaxEventSize,
 	}
 }
@@ -194,9 +194,12 @@ func (s *Server) adapt(h func(w http.ResponseWriter, r *http.Request) error) htt
 	})
 }
 
+// discardLogger stands in for a nil Logger.
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func (s *Server) logger() *slog.Logger {
 	if s.Logger == nil {
-		return slog.New(slog.DiscardHandler)
+		return discardLogger
 	}
 	return s.Logger
 }
