@@ -293,14 +293,15 @@ func TestHonoursRetryAfter(t *testing.T) {
 func TestSlowSubscriptionDoesNotSlowOthers(t *testing.T) {
 	e := mustOpenEnv(t)
 	stuck := make(chan struct{})
-	defer close(stuck)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
 		select {
 		case <-stuck:
 		case <-r.Context().Done():
 		}
 	}))
 	defer slow.Close()
+	defer close(stuck) // before slow.Close, which waits for its handlers
 	fast := newSink(t, ok)
 	slowSub := sub("slow", slow.URL)
 	slowSub.MaxInFlight = 1
@@ -331,6 +332,7 @@ func TestCloseReleasesDeliveriesUnderWay(t *testing.T) {
 		h := hang
 		mu.Unlock()
 		if h {
+			io.Copy(io.Discard, r.Body) // the server notices a closed connection only after the body
 			<-r.Context().Done()
 			return
 		}
