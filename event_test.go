@@ -178,8 +178,20 @@ func FuzzEventJSON(f *testing.F) {
 	f.Add([]byte(`{"time":"2026-01-02T03:04:05Z","x":true,"y":1.5}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var ev crossdock.Event
-		if err := json.Unmarshal(in, &ev); err != nil {
+		err := ev.UnmarshalJSON(in)
+		var ref map[string]any
+		refErr := json.Unmarshal(in, &ref)
+		if refErr != nil && err == nil {
+			t.Fatalf("accepted what encoding/json refuses (%v): %q", refErr, in)
+		}
+		if err != nil {
 			return
+		}
+		// The one-pass scanner must agree with encoding/json on attributes.
+		for name, got := range map[string]string{"id": ev.ID, "source": ev.Source, "type": ev.Type, "subject": ev.Subject} {
+			if want, ok := ref[name].(string); ok && want != got {
+				t.Fatalf("%s = %q, encoding/json says %q", name, got, want)
+			}
 		}
 		_ = ev.Validate()
 		b, err := json.Marshal(ev)
@@ -195,4 +207,16 @@ func FuzzEventJSON(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s (%v)", b, b2, err)
 		}
 	})
+}
+
+func BenchmarkEventUnmarshalJSON(b *testing.B) {
+	in := []byte(`{"specversion":"1.0","id":"0222d555-474b-42f6-a555-de3b1e2403e3","source":"/crm/orders","type":"sales.order.created","subject":"SO-1","time":"2026-11-21T06:56:26.0849084Z","datacontenttype":"application/json","correlationid":"c-1","data":{"pad":"` + strings.Repeat("x", 800) + `","amount":1250}}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		var ev crossdock.Event
+		if err := ev.UnmarshalJSON(in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

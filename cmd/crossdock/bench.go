@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,8 +53,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.backlog, "backlog", 1_000_000, "events waiting in the memory scenario (0 skips it)")
 	fs.IntVar(&o.workers, "workers", 64, "delivery workers (max_in_flight) of the pipelines")
 	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run: publish,pipeline,latency,memory")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	want := func(s string) bool { return o.only == "" || slices.Contains(strings.Split(o.only, ","), s) }
 	fmt.Fprintf(stdout, "crossdock bench: %d clients, %d-byte events, %v per scenario, GOMAXPROCS %d, %s\n\n",
@@ -330,7 +343,7 @@ func benchBarePipeline(ctx context.Context, o benchOptions) (float64, error) {
 			}
 		}()
 	}
-	defer func() { cc.Stop(); close(msgs); wg.Wait() }()
+	defer func() { cc.Drain(); <-cc.Closed(); close(msgs); wg.Wait() }()
 	url, stopHTTP, err := serveHTTP(bareHandler(js))
 	if err != nil {
 		return 0, err
