@@ -20,9 +20,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		var x any
 		err := json.Unmarshal(b, &x)
 		if err == nil { // json.Valid and json.Unmarshal disagree only on edge cases
-			return Errorf(EINVALID, "event is not valid JSON")
+			return Errorf(EINVALID, "event is not a JSON object")
 		}
-		return Errorf(EINVALID, "event is not valid JSON: %v", err)
+		return Errorf(EINVALID, "event is not a JSON object: %v", err)
 	}
 	i := skipSpace(b, 0)
 	if b[i] != '{' {

@@ -83,11 +83,6 @@ func parseStructured(body []byte) (*crossdock.Event, error) {
 	if err := ev.UnmarshalJSON(body); err != nil {
 		return nil, err
 	}
-	// UnmarshalJSON reads the first JSON value; anything after it is
-	// malformed input, not something to drop silently.
-	if !onlySpaceAfterObject(body) {
-		return nil, crossdock.Errorf(crossdock.EINVALID, "the body is not one valid JSON object: something follows it")
-	}
 	if err := complete(ev, mayCarryBase64(body)); err != nil {
 		return nil, err
 	}
@@ -186,61 +181,7 @@ func mayCarryBase64(text []byte) bool {
 	return bytes.Contains(text, []byte("data_base64")) || bytes.Contains(text, []byte(`\u`))
 }
 
-// onlySpaceAfterObject reports whether nothing but white space follows the
-// JSON object that body starts with. The object itself must be valid JSON,
-// as UnmarshalJSON has checked; this finds its end without parsing again,
-// skipping through strings with IndexByte.
-func onlySpaceAfterObject(body []byte) bool {
-	depth := 0
-	i := 0
-scan:
-	for ; i < len(body); i++ {
-		switch body[i] {
-		case '"':
-			end, ok := stringEnd(body, i+1)
-			if !ok {
-				return false
-			}
-			i = end
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				break scan
-			}
-		}
-	}
-	for i++; i < len(body); i++ {
-		switch body[i] {
-		case ' ', '\t', '\n', '\r':
-		default:
-			return false
-		}
-	}
-	return true
-}
 
-// stringEnd returns the index of the quote that closes the JSON string
-// whose text starts at body[from].
-func stringEnd(body []byte, from int) (int, bool) {
-	for {
-		q := bytes.IndexByte(body[from:], '"')
-		if q < 0 {
-			return 0, false
-		}
-		q += from
-		// The quote is escaped when an odd number of backslashes precede it.
-		n := 0
-		for j := q - 1; j >= from && body[j] == '\\'; j-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q, true
-		}
-		from = q + 1
-	}
-}
 
 // complete validates an event and defaults its correlation id to its id.
 // checkData asks to check that data said to be JSON is JSON, which only

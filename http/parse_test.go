@@ -77,7 +77,7 @@ func TestParseRequest(t *testing.T) {
 			name:   "structured trailing data",
 			header: header("Content-Type", "application/cloudevents+json"),
 			body:   structuredOK + `{"x":1}`,
-			code:   crossdock.EINVALID, detail: "not one valid JSON object",
+			code:   crossdock.EINVALID, detail: "after top-level value",
 		},
 		{
 			name:   "structured binary data said to be JSON",
