@@ -181,8 +181,6 @@ func mayCarryBase64(text []byte) bool {
 	return bytes.Contains(text, []byte("data_base64")) || bytes.Contains(text, []byte(`\u`))
 }
 
-
-
 // complete validates an event and defaults its correlation id to its id.
 // checkData asks to check that data said to be JSON is JSON, which only
 // data_base64 can break.
