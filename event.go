@@ -38,6 +38,10 @@ type Event struct {
 	DataSchema      string
 	Data            []byte
 
+	// validData is Data as UnmarshalJSON found it, already checked to be
+	// JSON: encoding the same bytes again need not check them twice.
+	validData []byte
+
 	// Extensions holds every other attribute: names are lower-case
 	// alphanumerics, values are string, bool or int64 (integers), or
 	// json.Number for other numbers decoded from JSON.
@@ -185,7 +189,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	if e.Data != nil {
 		switch {
 		case IsJSONContentType(e.DataContentType):
-			if !json.Valid(e.Data) {
+			if !e.dataChecked() && !json.Valid(e.Data) {
 				return nil, Errorf(EINVALID, "data is not valid JSON but datacontenttype %q says it is", e.DataContentType)
 			}
 			b.WriteString(`,"data":`)
@@ -201,6 +205,11 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// dataChecked reports whether Data is still the slice UnmarshalJSON checked.
+func (e *Event) dataChecked() bool {
+	return len(e.validData) > 0 && len(e.Data) == len(e.validData) && &e.Data[0] == &e.validData[0]
 }
 
 func sortedKeys(m map[string]any) []string {

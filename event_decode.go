@@ -131,6 +131,7 @@ func (e *Event) setData(data, b64 []byte, hasData, hasB64 bool) error {
 	case hasData && !isNull(data):
 		if IsJSONContentType(e.DataContentType) {
 			e.Data = compactJSON(data)
+			e.validData = e.Data
 		} else if s, err := jsonString(data); err == nil {
 			// A non-JSON type in structured mode carries its data as a JSON string.
 			e.Data = []byte(s)

@@ -220,3 +220,17 @@ func BenchmarkEventUnmarshalJSON(b *testing.B) {
 		}
 	}
 }
+
+func TestMarshalChecksReplacedData(t *testing.T) {
+	var ev crossdock.Event
+	if err := json.Unmarshal([]byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":1}}`), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := json.Marshal(ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.Data = []byte(`{"a":`) // no longer what the decoder checked
+	if _, err := json.Marshal(ev); err == nil {
+		t.Fatal("invalid JSON data was encoded")
+	}
+}
