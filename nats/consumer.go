@@ -182,7 +182,7 @@ func (c *consumer) feed() {
 }
 
 func (c *consumer) release(m jetstream.Msg) {
-	if err := m.Nak(); err != nil {
+	if err := m.NakWithDelay(releaseDelay); err != nil {
 		c.b.logger.Warn("release message on stop", "subscription", c.sub.Name, "error", err)
 	}
 }
@@ -224,7 +224,7 @@ func (c *consumer) handle(m jetstream.Msg) {
 	c.h(c.hctx, msg)
 	if !msg.settled.Load() {
 		c.b.logger.Warn("handler returned without settling; releasing", "subscription", c.sub.Name, "event", ev.ID)
-		_ = m.Nak()
+		_ = m.NakWithDelay(releaseDelay)
 	}
 }
 
@@ -266,22 +266,23 @@ func (m *message) Ack(ctx context.Context) error {
 // Retry asks the broker to redeliver the message after delay.
 func (m *message) Retry(ctx context.Context, delay time.Duration) error {
 	m.settled.Store(true)
-	var err error
-	if delay > 0 {
-		err = m.m.NakWithDelay(delay)
-	} else {
-		err = m.m.Nak()
-	}
-	if err != nil {
+	if err := m.m.NakWithDelay(max(delay, releaseDelay)); err != nil {
 		return brokerError("retry "+m.ev.ID, err)
 	}
 	return nil
 }
 
+// releaseDelay is the delay of a release. A plain Nak only queues the
+// message for redelivery in the server's memory: when the server stops
+// before that happens, the message waits out the whole ack wait after a
+// restart. A Nak with a delay, however short, also records the new
+// redelivery time in the consumer's stored state.
+const releaseDelay = time.Millisecond
+
 // Release asks the broker to redeliver the message at once.
 func (m *message) Release(ctx context.Context) error {
 	m.settled.Store(true)
-	if err := m.m.Nak(); err != nil {
+	if err := m.m.NakWithDelay(releaseDelay); err != nil {
 		return brokerError("release "+m.ev.ID, err)
 	}
 	return nil

@@ -356,19 +356,25 @@ subscriptions:
 		wg.Add(1)
 		go pub(w)
 	}
-	waitUntil(t, 30*time.Second, "500 accepted events", func() bool { return count() >= 500 })
-	if err := h.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	// Kill the hub twice while it publishes and delivers, restarting it on
+	// the same data directory each time.
+	var killedAt []int
+	for round := 1; round <= 2; round++ {
+		base := count()
+		waitUntil(t, 30*time.Second, "accepted events before the kill", func() bool { return count() >= base+400 })
+		if err := h.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-h.done
+		h.done <- nil
+		killedAt = append(killedAt, count())
+		h = startHub(t, "--config", cfg, "--data", data)
+		target.Lock()
+		target.url = h.url
+		target.Unlock()
 	}
-	<-h.done
-	h.done <- nil
-	killedAt := count()
-
-	h2 := startHub(t, "--config", cfg, "--data", data)
-	target.Lock()
-	target.url = h2.url
-	target.Unlock()
-	waitUntil(t, 30*time.Second, "more events after the restart", func() bool { return count() >= killedAt+300 })
+	last := count()
+	waitUntil(t, 30*time.Second, "more events after the last restart", func() bool { return count() >= last+300 })
 	stop()
 	wg.Wait()
 
@@ -383,7 +389,7 @@ subscriptions:
 		}
 		return true
 	})
-	t.Logf("%d events accepted, %d before the kill; all delivered to both subscriptions", len(ids), killedAt)
+	t.Logf("%d events accepted, kills after %v; all delivered to both subscriptions", len(ids), killedAt)
 }
 
 func TestValidateNamesFileLineAndKey(t *testing.T) {
@@ -408,5 +414,75 @@ subscriptions:
 	out, err = exec.Command(binary, "serve", "--config", cfg, "--data", filepath.Join(dir, "data"), "--listen", addr).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "subscriptions[0].filtr") {
 		t.Fatalf("serve started with a bad config (err %v):\n%s", err, out)
+	}
+}
+
+func TestSIGTERMReleasesDeliveriesUnderWay(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	hang := true
+	got := make(chan string, 10)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		h := hang
+		mu.Unlock()
+		if h {
+			<-r.Context().Done() // a target that never answers
+			return
+		}
+		got <- r.Header.Get("ce-id")
+	}))
+	defer sink.Close()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+topics:
+  - name: sales.order.created
+subscriptions:
+  - name: erp
+    topic: sales.order.created
+    destination: {url: %q, timeout: 5m}
+`, sink.URL))
+	data := filepath.Join(dir, "data")
+	h := startHub(t, "--config", cfg, "--data", data, "--grace", "500ms")
+	if code, body, err := publish(h.url, "sales.order.created", "application/cloudevents+json", nil, event("hang-1")); err != nil || code != 202 {
+		t.Fatalf("publish: %d %s %v", code, body, err)
+	}
+	waitUntil(t, 10*time.Second, "the delivery to be under way", func() bool {
+		resp, err := http.Get(h.url + "/v1/subscriptions/erp")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var s struct {
+			Stats struct {
+				InFlight int `json:"in_flight"`
+			}
+		}
+		return json.NewDecoder(resp.Body).Decode(&s) == nil && s.Stats.InFlight == 1
+	})
+	start := time.Now()
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-h.done:
+		h.done <- err
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, h.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit within 20s of SIGTERM with a 500ms grace")
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+
+	mu.Lock()
+	hang = false
+	mu.Unlock()
+	startHub(t, "--config", cfg, "--data", data)
+	select {
+	case id := <-got:
+		if id != "hang-1" {
+			t.Fatalf("got %q", id)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the released delivery was not redelivered after the restart (well within its ack wait)")
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,7 +64,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("shutting down", "grace", f.grace)
 	sctx, cancel := context.WithTimeout(context.Background(), f.grace)
 	defer cancel()
-	if err := hub.Close(sctx); err != nil {
+	err = hub.Close(sctx)
+	if errors.Is(err, context.DeadlineExceeded) && sctx.Err() != nil {
+		// Deliveries still under way were cancelled and handed back to the
+		// broker for redelivery: nothing is lost, the shutdown is clean.
+		logger.Warn("grace period over; deliveries under way were released for redelivery", "grace", f.grace)
+		err = nil
+	}
+	if err != nil {
 		return fmt.Errorf("shut down: %w", err)
 	}
 	logger.Info("stopped")
