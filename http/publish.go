@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,28 +47,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	results, err := s.Broker.Publish(r.Context(), topic, events...)
+	results, err := s.publish(r.Context(), topic, events)
 	if err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
-	}
-	if len(results) != len(events) {
-		return fmt.Errorf("publish to %s: broker answered %d results for %d events", topic, len(results), len(events))
-	}
-	now := time.Now().UTC()
-	for i := range results {
-		res := &results[i]
-		if res.Topic == "" {
-			res.Topic = topic
-		}
-		if !res.Duplicate {
-			s.Journeys.RecordPublication(crossdock.Publication{
-				Topic:         topic,
-				ID:            res.ID,
-				Sequence:      res.Sequence,
-				CorrelationID: events[i].CorrelationID(),
-				PublishedAt:   now,
-			})
-		}
+		return err
 	}
 
 	// The body is parsed and no event refers to it: its buffer holds the
@@ -91,6 +73,35 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(out) // the events are stored; a client gone now retries and gets duplicate:true
 	return nil
+}
+
+// publish stores the events on the topic and journals each one that was
+// not a duplicate. It returns one result per event, in order.
+func (s *Server) publish(ctx context.Context, topic string, events []*crossdock.Event) ([]crossdock.PublishResult, error) {
+	results, err := s.Broker.Publish(ctx, topic, events...)
+	if err != nil {
+		return nil, fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	if len(results) != len(events) {
+		return nil, fmt.Errorf("publish to %s: broker answered %d results for %d events", topic, len(results), len(events))
+	}
+	now := time.Now().UTC()
+	for i := range results {
+		res := &results[i]
+		if res.Topic == "" {
+			res.Topic = topic
+		}
+		if !res.Duplicate {
+			s.Journeys.RecordPublication(crossdock.Publication{
+				Topic:         topic,
+				ID:            res.ID,
+				Sequence:      res.Sequence,
+				CorrelationID: events[i].CorrelationID(),
+				PublishedAt:   now,
+			})
+		}
+	}
+	return results, nil
 }
 
 // appendPublishResult appends {"id","topic","sequence","duplicate"} as

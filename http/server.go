@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/crossdock/crossdock"
+	"github.com/crossdock/crossdock/dataverse"
 )
 
 // Defaults for a Server.
@@ -55,6 +56,10 @@ type Server struct {
 	// MaxEventSize bounds a publish request's body in bytes: one event, or
 	// the whole of a batch.
 	MaxEventSize int64
+
+	// Dataverse lists the Dataverse webhook ingresses: the topics that
+	// POST /v1/ingress/dataverse/{topic} takes events for, and their keys.
+	Dataverse []dataverse.Ingress
 
 	handlerOnce sync.Once
 	mux         *http.ServeMux
@@ -169,6 +174,7 @@ func (s *Server) routes() []route {
 	return []route{
 		{"POST", "/v1/topics/{topic}/events", s.handlePublish},
 		{"GET", "/v1/topics/{topic}/events/{id}", s.handleJourney},
+		{"POST", "/v1/ingress/dataverse/{topic}", s.handleDataverse},
 		{"GET", "/v1/topics", s.handleTopics},
 		{"GET", "/v1/topics/{topic}", s.handleTopic},
 		{"GET", "/v1/subscriptions", s.handleSubscriptions},
