@@ -15,6 +15,7 @@ const (
 	StatusDelivered    DeliveryStatus = "delivered"
 	StatusDeadLettered DeliveryStatus = "dead_lettered"
 	StatusFiltered     DeliveryStatus = "filtered"
+	StatusSkipped      DeliveryStatus = "skipped" // the enrichment found the record deleted
 )
 
 // Attempt is one try at delivering an event to a subscription's destination.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -28,11 +29,51 @@ type Subscription struct {
 	// time, data, extensions); empty matches every event.
 	Filter string `json:"filter,omitempty"`
 
+	// Enrich, when set, fetches the latest state of the record before
+	// every attempt; the answer replaces the event's data.
+	Enrich *Enrichment `json:"enrich,omitempty"`
+
+	// Transform is a jq program over the event whose output is the body
+	// sent; empty sends the data as it is.
+	Transform string `json:"transform,omitempty"`
+
 	Destination Destination `json:"destination"`
 	Retry       RetryPolicy `json:"retry"`
 
+	// Reply, when set, publishes the destination's answer to a topic.
+	Reply *Reply `json:"reply,omitempty"`
+
 	// MaxInFlight caps the deliveries of this subscription under way at once.
 	MaxInFlight int `json:"max_in_flight"`
+}
+
+// Enrichment fetches a record's latest state from its source system.
+type Enrichment struct {
+	// URL is a template over the event's attributes, such as
+	// http://crm.local/api/accounts/{{subject}}.
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// OnNotFound says what a 404 means: OnNotFoundDeadLetter (the default)
+	// dead-letters with reason SourceNotFound, OnNotFoundSkip settles the
+	// delivery as skipped (the record was deleted).
+	OnNotFound string `json:"on_not_found,omitempty"`
+
+	// Timeout bounds one fetch; 0 takes the destination's timeout.
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// What an enrichment does when the source answers 404.
+const (
+	OnNotFoundDeadLetter = "dead_letter"
+	OnNotFoundSkip       = "skip"
+)
+
+// Reply publishes a destination's answer as an event on a topic, so that a
+// separate subscription can act on it (write the target's key back to the
+// source, say) and retry that on its own.
+type Reply struct {
+	Topic string `json:"topic"`
 }
 
 // RetryPolicy says how often and how far apart failed deliveries are retried.
@@ -52,6 +93,19 @@ func (s Subscription) WithDefaults() Subscription {
 	}
 	if s.Destination.Timeout == 0 {
 		s.Destination.Timeout = DefaultTimeout
+	}
+	if s.Destination.Method == "" {
+		s.Destination.Method = "POST"
+	}
+	if s.Enrich != nil {
+		e := *s.Enrich
+		if e.OnNotFound == "" {
+			e.OnNotFound = OnNotFoundDeadLetter
+		}
+		if e.Timeout == 0 {
+			e.Timeout = s.Destination.Timeout
+		}
+		s.Enrich = &e
 	}
 	s.Retry = s.Retry.WithDefaults()
 	return s
@@ -98,9 +152,29 @@ func (s Subscription) Validate() error {
 	if !ValidTopicName(s.Topic) {
 		return Errorf(EINVALID, "subscription %s: topic %q is not a valid topic name", s.Name, s.Topic)
 	}
-	u, err := url.Parse(s.Destination.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !absoluteHTTP(s.Destination.URL) {
 		return Errorf(EINVALID, "subscription %s: destination url %q must be an absolute http or https URL", s.Name, s.Destination.URL)
+	}
+	switch s.Destination.Method {
+	case "", "POST", "PUT", "PATCH":
+	default:
+		return Errorf(EINVALID, "subscription %s: destination method %q is not one of POST, PUT, PATCH", s.Name, s.Destination.Method)
+	}
+	if e := s.Enrich; e != nil {
+		if !absoluteHTTP(e.URL) {
+			return Errorf(EINVALID, "subscription %s: enrich url %q must be an absolute http or https URL", s.Name, e.URL)
+		}
+		switch e.OnNotFound {
+		case "", OnNotFoundDeadLetter, OnNotFoundSkip:
+		default:
+			return Errorf(EINVALID, "subscription %s: enrich on_not_found %q is not one of dead_letter, skip", s.Name, e.OnNotFound)
+		}
+		if e.Timeout < 0 {
+			return Errorf(EINVALID, "subscription %s: enrich timeout must not be negative", s.Name)
+		}
+	}
+	if s.Reply != nil && !ValidTopicName(s.Reply.Topic) {
+		return Errorf(EINVALID, "subscription %s: reply topic %q is not a valid topic name", s.Name, s.Reply.Topic)
 	}
 	if s.Destination.Timeout < 0 {
 		return Errorf(EINVALID, "subscription %s: destination timeout must not be negative", s.Name)
@@ -120,6 +194,13 @@ func (s Subscription) Validate() error {
 		return Errorf(EINVALID, "subscription %s: retry.initial_interval must not exceed retry.max_interval", s.Name)
 	}
 	return nil
+}
+
+// absoluteHTTP reports whether raw is an absolute http(s) URL; templates
+// such as {{subject}} may stand in its path and query.
+func absoluteHTTP(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && !strings.Contains(u.Host, "{{")
 }
 
 // ValidName reports whether name is a subscription name: 1 to 64 lower-case

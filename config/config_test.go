@@ -45,7 +45,7 @@ func TestLoadExample(t *testing.T) {
 			Name:   "fulfilment",
 			Topic:  "sales.order.created",
 			Filter: `type == "sales.order.created" && data.amount > 1000`,
-			Destination: crossdock.Destination{
+			Destination: crossdock.Destination{Method: "POST",
 				URL: "http://127.0.0.1:9001/orders", Secret: secret1, Timeout: 10 * time.Second,
 			},
 			Retry:       crossdock.RetryPolicy{MaxAttempts: 10, InitialInterval: time.Second, Multiplier: 2, MaxInterval: 5 * time.Minute},
@@ -55,7 +55,7 @@ func TestLoadExample(t *testing.T) {
 			Name:   "sms-customer",
 			Topic:  "sales.order.created",
 			Filter: `extensions.region == "eu" && has(data.customer.phone)`,
-			Destination: crossdock.Destination{
+			Destination: crossdock.Destination{Method: "POST",
 				URL: "https://sms.example.com/v1/messages", Secret: secret2, Timeout: 5 * time.Second,
 			},
 			Retry:       crossdock.RetryPolicy{MaxAttempts: 5, InitialInterval: 2 * time.Second, Multiplier: 3, MaxInterval: time.Minute},
@@ -64,14 +64,14 @@ func TestLoadExample(t *testing.T) {
 		{
 			Name:        "inventory",
 			Topic:       "sales.order.created",
-			Destination: crossdock.Destination{URL: "http://127.0.0.1:9003/stock", Timeout: 10 * time.Second},
+			Destination: crossdock.Destination{Method: "POST", URL: "http://127.0.0.1:9003/stock", Timeout: 10 * time.Second},
 			Retry:       crossdock.RetryPolicy{MaxAttempts: 10, InitialInterval: time.Second, Multiplier: 2, MaxInterval: 5 * time.Minute},
 			MaxInFlight: 16,
 		},
 		{
 			Name:  "account-sync",
 			Topic: "crm.account.changed",
-			Destination: crossdock.Destination{
+			Destination: crossdock.Destination{Method: "POST",
 				URL: "https://erp.example.com/api/accounts", Secret: secret3, Timeout: 10 * time.Second,
 			},
 			Retry:       crossdock.RetryPolicy{MaxAttempts: 20, InitialInterval: time.Second, Multiplier: 2, MaxInterval: 15 * time.Minute},
