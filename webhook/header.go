@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/crossdock/crossdock"
@@ -293,6 +294,106 @@ func lowerHex(s string) bool {
 func allZero(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] != '0' {
+			return false
+		}
+	}
+	return true
+}
+
+// transportHeaders are the header names the HTTP client itself controls;
+// a static header of one of these names would be dropped or would corrupt
+// the framing of the request.
+var transportHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+	"Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true, "Upgrade": true,
+}
+
+// reservedForDelivery reports whether a delivery's static headers may not
+// use the canonical header name key: the client's own, the CloudEvents and
+// Standard Webhooks headers, the trace context and Content-Type all belong
+// to the event, and a static value would contradict the signed message.
+func reservedForDelivery(key string) bool {
+	switch {
+	case transportHeaders[key], key == hContentType, key == hTraceParent, key == hTraceState:
+		return true
+	case strings.HasPrefix(key, "Ce-"), strings.HasPrefix(key, "Webhook-"):
+		return true
+	}
+	return false
+}
+
+// reservedForFetch reports whether an enrichment fetch's headers may not
+// use the canonical header name key: only the client's own.
+func reservedForFetch(key string) bool { return transportHeaders[key] }
+
+// ValidateHeaders checks a destination's static headers as Send will: it
+// returns EINVALID for a name that is not an HTTP token, a name Send
+// reserves (Content-Type, ce-*, webhook-*, traceparent, tracestate, and
+// the client's own such as Host and Content-Length), a name given twice
+// in different cases, or a value with a control character (CR, LF, NUL).
+// The error names the header, never its value.
+func ValidateHeaders(headers map[string]string) error {
+	return checkHeaders(headers, reservedForDelivery)
+}
+
+// ValidateFetchHeaders checks an enrichment's headers as Fetch will: like
+// ValidateHeaders, but only the client's own names (Host, Content-Length,
+// Connection, ...) are reserved. It returns EINVALID.
+func ValidateFetchHeaders(headers map[string]string) error {
+	return checkHeaders(headers, reservedForFetch)
+}
+
+// checkHeaders returns EINVALID for a header that is not valid HTTP, has
+// a reserved name, or repeats a name in another case.
+func checkHeaders(headers map[string]string, reserved func(string) bool) error {
+	var seen map[string]bool
+	if len(headers) > 1 {
+		seen = make(map[string]bool, len(headers))
+	}
+	for name, v := range headers {
+		if !validHeaderName(name) {
+			return crossdock.Errorf(crossdock.EINVALID, "webhook: header name %q is not a valid HTTP header name", name)
+		}
+		key := http.CanonicalHeaderKey(name)
+		if reserved(key) {
+			return crossdock.Errorf(crossdock.EINVALID, "webhook: header %s is set by crossdock and cannot be given", key)
+		}
+		if !validHeaderValue(v) {
+			return crossdock.Errorf(crossdock.EINVALID, "webhook: the value of header %s contains a control character such as CR or LF", key)
+		}
+		if seen != nil {
+			if seen[key] {
+				return crossdock.Errorf(crossdock.EINVALID, "webhook: header %s is given twice", key)
+			}
+			seen[key] = true
+		}
+	}
+	return nil
+}
+
+// setHeaders checks headers and sets them in h under their canonical
+// names, replacing what h held; it returns EINVALID as checkHeaders.
+func setHeaders(h http.Header, headers map[string]string, reserved func(string) bool) error {
+	if err := checkHeaders(headers, reserved); err != nil {
+		return err
+	}
+	for name, v := range headers {
+		h[http.CanonicalHeaderKey(name)] = []string{v}
+	}
+	return nil
+}
+
+// validHeaderName reports whether s is an HTTP token (RFC 9110 section 5.1).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
 			return false
 		}
 	}

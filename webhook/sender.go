@@ -1,10 +1,12 @@
 // Package webhook delivers events to HTTP endpoints: one attempt per call,
 // in CloudEvents HTTP binary mode, signed per the Standard Webhooks
-// specification, with a W3C traceparent, and classifies the answer as
-// delivered, retryable or rejected.
+// specification, with a W3C traceparent and the destination's static
+// headers, and classifies the answer as delivered, retryable or rejected.
 //
-// Sender implements crossdock.Sender. Sign and Verify compute and check the
-// webhook-signature header for receivers, tests and the demo.
+// Sender implements crossdock.Sender, and crossdock.Fetcher for
+// enrichment: one GET of a record's latest state as JSON. Sign and Verify
+// compute and check the webhook-signature header for receivers, tests and
+// the demo.
 //
 // Redirects are not followed: a 3xx answer is a rejection, because a
 // signed delivery must not be replayed to a host the subscription did not
@@ -18,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +31,7 @@ import (
 const (
 	DefaultUserAgent       = "crossdock/1"
 	DefaultMaxResponseBody = 64 << 10
+	DefaultMaxFetchBody    = 4 << 20
 
 	// drainLimit bounds how much of a response body beyond MaxResponseBody
 	// is read and discarded so the connection can be reused; a longer body
@@ -35,7 +39,10 @@ const (
 	drainLimit = 256 << 10
 )
 
-var _ crossdock.Sender = (*Sender)(nil)
+var (
+	_ crossdock.Sender  = (*Sender)(nil)
+	_ crossdock.Fetcher = (*Sender)(nil)
+)
 
 // Sender delivers events to HTTP endpoints. Its fields may be set after
 // NewSender and before the first Send; a Sender is safe for concurrent use.
@@ -53,6 +60,10 @@ type Sender struct {
 	// read and discarded, up to a limit, so the connection can be reused.
 	MaxResponseBody int64
 
+	// MaxFetchBody is the largest answer Fetch accepts (DefaultMaxFetchBody
+	// when not positive); a larger one fails the fetch.
+	MaxFetchBody int64
+
 	// Now returns the time written to webhook-timestamp and the time an
 	// HTTP-date Retry-After is measured from (time.Now when nil).
 	Now func() time.Time
@@ -66,6 +77,7 @@ func NewSender() *Sender {
 		Client:          NewClient(),
 		UserAgent:       DefaultUserAgent,
 		MaxResponseBody: DefaultMaxResponseBody,
+		MaxFetchBody:    DefaultMaxFetchBody,
 		Now:             time.Now,
 	}
 }
@@ -105,8 +117,10 @@ var errAttemptTimeout = errors.New("attempt timeout")
 
 // Send makes one delivery attempt of ev to dest and classifies the answer.
 // It returns EINVALID, and no attempt, when the request cannot be built: a
-// malformed URL or secret, or an event without an id. Everything the
-// destination answers, or fails to, is in the Response.
+// malformed URL or secret, a method other than POST, PUT and PATCH, a
+// static header that is invalid or reserved (see ValidateHeaders), or an
+// event without an id. Everything the destination answers, or fails to, is
+// in the Response; its Err never holds the URL's query or a header value.
 func (s *Sender) Send(ctx context.Context, dest crossdock.Destination, ev *crossdock.Event) (crossdock.Response, error) {
 	start := time.Now()
 	if dest.Timeout > 0 {
@@ -123,31 +137,49 @@ func (s *Sender) Send(ctx context.Context, dest crossdock.Destination, ev *cross
 		client = defaultClient()
 	}
 	resp, err := client.Do(req)
+	var out crossdock.Response
 	if err != nil {
-		return crossdock.Response{
-			Verdict:  crossdock.Retryable,
-			Err:      transportError(ctx, dest.Timeout, err),
-			Duration: time.Since(start),
-		}, nil
+		out = crossdock.Response{Verdict: crossdock.Retryable, Err: transportError(ctx, dest.Timeout, err)}
+	} else {
+		out = s.readResponse(ctx, dest.Timeout, resp)
 	}
-	out := s.readResponse(ctx, dest.Timeout, resp)
+	if out.Err != nil {
+		redact(out.Err, req.URL, dest.Headers)
+	}
 	out.Duration = time.Since(start)
 	return out, nil
 }
 
-// newRequest builds the POST of ev to dest; its errors are EINVALID.
+// method returns the HTTP method of a destination: POST when empty, else
+// POST, PUT or PATCH in any case.
+func method(m string) (string, error) {
+	switch {
+	case m == "", strings.EqualFold(m, http.MethodPost):
+		return http.MethodPost, nil
+	case strings.EqualFold(m, http.MethodPut):
+		return http.MethodPut, nil
+	case strings.EqualFold(m, http.MethodPatch):
+		return http.MethodPatch, nil
+	}
+	return "", crossdock.Errorf(crossdock.EINVALID, "webhook: method %q is not POST, PUT or PATCH", m)
+}
+
+// newRequest builds the request of ev to dest; its errors are EINVALID.
 func (s *Sender) newRequest(ctx context.Context, dest crossdock.Destination, ev *crossdock.Event) (*http.Request, error) {
 	if ev == nil || ev.ID == "" {
 		return nil, crossdock.Errorf(crossdock.EINVALID, "webhook: event has no id")
+	}
+	m, err := method(dest.Method)
+	if err != nil {
+		return nil, err
 	}
 	var body io.Reader
 	if len(ev.Data) > 0 {
 		body = bytes.NewReader(ev.Data)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, dest.URL, body)
-	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
-		// The URL may carry credentials: name the problem, not the value.
-		return nil, crossdock.Errorf(crossdock.EINVALID, "webhook: destination URL must be an absolute http or https URL")
+	req, err := newHTTPRequest(ctx, m, dest.URL, body)
+	if err != nil {
+		return nil, err
 	}
 	var keys []*signingKey
 	if dest.Secret != "" {
@@ -160,14 +192,33 @@ func (s *Sender) newRequest(ctx context.Context, dest crossdock.Destination, ev 
 		now = s.Now
 	}
 	// Sized once: growing the map header by header costs more than filling it.
-	req.Header = make(http.Header, 24+len(ev.Extensions))
+	req.Header = make(http.Header, 24+len(ev.Extensions)+len(dest.Headers))
 	if err := setEventHeader(req.Header, ev, keys, now().Unix()); err != nil {
 		return nil, err
 	}
-	ua := s.UserAgent
-	if ua == "" {
-		ua = DefaultUserAgent
+	req.Header["User-Agent"] = []string{s.userAgent()}
+	// After the event's headers: a static User-Agent replaces crossdock's,
+	// and the reserved names were refused.
+	if err := setHeaders(req.Header, dest.Headers, reservedForDelivery); err != nil {
+		return nil, err
 	}
-	req.Header["User-Agent"] = []string{ua}
 	return req, nil
+}
+
+// newHTTPRequest builds a request to an absolute http or https URL; its
+// error is EINVALID and does not repeat the URL, which may carry
+// credentials.
+func newHTTPRequest(ctx context.Context, method, rawURL string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
+	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return nil, crossdock.Errorf(crossdock.EINVALID, "webhook: URL must be an absolute http or https URL")
+	}
+	return req, nil
+}
+
+func (s *Sender) userAgent() string {
+	if s.UserAgent == "" {
+		return DefaultUserAgent
+	}
+	return s.UserAgent
 }

@@ -25,6 +25,7 @@ import (
 
 // received is one request as a receiver saw it.
 type received struct {
+	method string
 	header http.Header
 	body   []byte
 }
@@ -47,7 +48,7 @@ func mustReceiver(tb testing.TB, respond http.HandlerFunc) *receiver {
 			return
 		}
 		select {
-		case r.requests <- received{header: req.Header.Clone(), body: body}:
+		case r.requests <- received{method: req.Method, header: req.Header.Clone(), body: body}:
 		default:
 		}
 		if respond == nil {
