@@ -8,6 +8,7 @@
 //	crossdock demo     [--data DIR] [--listen ADDR] [--rate N]
 //	crossdock validate --config FILE
 //	crossdock bench    [--clients N] [--duration D]
+//	crossdock relay    --db DSN (--hub URL | --nats-url URL) [--init] [--batch N] [--poll D]
 package main
 
 import (
@@ -29,6 +30,7 @@ Usage:
   crossdock demo     [--data DIR] [--listen ADDR] [--rate N]
   crossdock validate --config FILE
   crossdock bench    [--clients N] [--size BYTES] [--duration D] [--only publish,pipeline,latency,memory]
+  crossdock relay    --db DSN (--hub URL | --nats-url URL) [--init] [--batch N] [--poll D]
 
 Run "crossdock COMMAND -h" for the flags of a command.
 `
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runValidate(args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "relay":
+		return runRelay(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
