@@ -1,12 +1,20 @@
-// Package demo provides the simulated world of `crossdock demo`: a CRM that
-// publishes OrderCreated events to the hub at a steady rate (Traffic), and
-// the four downstream systems of the order fan-out scenario (Targets) — an
-// ERP fulfilment API, a Twilio-style SMS provider, a warehouse inventory API
-// and a date-partitioned data-lake archive — each failing on its own schedule.
+// Package demo provides the simulated world of `crossdock demo`.
+//
+// The order fan-out scenario: a CRM that publishes OrderCreated events to
+// the hub at a steady rate (Traffic), and the four downstream systems
+// (Targets) — an ERP fulfilment API, a Twilio-style SMS provider, a
+// warehouse inventory API and a date-partitioned data-lake archive — each
+// failing on its own schedule.
+//
+// The snapshot-sync scenario: a CRM with an accounts REST API (CRM) whose
+// rows change while deliveries retry (SyncTraffic), an ERP customer API that
+// answers with its own id and sometimes too late (ERP), and SyncReport,
+// which checks that the ERP holds every account's latest version, never
+// went back to an older one, and that the CRM rows carry their ERP ids.
 //
 // It talks to the hub only over HTTP, as real sources and targets do: the
-// traffic publishes CloudEvents in structured mode, and the targets receive
-// binary-mode deliveries and verify their Standard Webhooks signatures.
+// traffic publishes CloudEvents in structured mode, and the simulated
+// systems verify the Standard Webhooks signatures of the deliveries.
 package demo
 
 import (

@@ -124,13 +124,14 @@ func (t *Targets) Open() error {
 	// Handlers derive from ctx, so Close ends slow answers at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
-	t.srv = &http.Server{
+	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	t.served = make(chan error, 1)
-	go func() { t.served <- t.srv.Serve(ln) }()
+	served := make(chan error, 1)
+	t.srv, t.served = srv, served
+	go func() { served <- srv.Serve(ln) }()
 	return nil
 }
 

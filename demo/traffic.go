@@ -73,7 +73,7 @@ func (t *Traffic) Run(ctx context.Context) error {
 		case <-ticker.C:
 		}
 		ev := Order(r, n)
-		if err := t.publish(ctx, client, endpoint, &ev); err != nil {
+		if err := publish(ctx, client, endpoint, t.Key, &ev); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -91,15 +91,16 @@ func (t *Traffic) Published() int64 { return t.published.Load() }
 // Failed returns how many events Run gave up on.
 func (t *Traffic) Failed() int64 { return t.failed.Load() }
 
-// publish posts one event, retrying what a real publisher would retry.
-func (t *Traffic) publish(ctx context.Context, client *http.Client, endpoint string, ev *crossdock.Event) error {
+// publish posts one event with the bearer key (if any), retrying what a
+// real publisher would retry.
+func publish(ctx context.Context, client *http.Client, endpoint, key string, ev *crossdock.Event) error {
 	body, err := ev.MarshalJSON()
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
 	wait := retryBase
 	for attempt := 1; ; attempt++ {
-		retryAfter, err := t.post(ctx, client, endpoint, body)
+		retryAfter, err := post(ctx, client, endpoint, key, body)
 		if err == nil {
 			return nil
 		}
@@ -120,14 +121,14 @@ func (t *Traffic) publish(ctx context.Context, client *http.Client, endpoint str
 
 // post makes one attempt. On failure it returns how long the hub asked to
 // wait (0 when it did not say) or -1 when a retry cannot help.
-func (t *Traffic) post(ctx context.Context, client *http.Client, endpoint string, body []byte) (time.Duration, error) {
+func post(ctx context.Context, client *http.Client, endpoint, key string, body []byte) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return -1, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json")
-	if t.Key != "" {
-		req.Header.Set("Authorization", "Bearer "+t.Key)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	resp, err := client.Do(req)
 	if err != nil {

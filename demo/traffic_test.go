@@ -73,6 +73,7 @@ func TestCurlExample(t *testing.T) {
 // and answers each request with the next of its statuses (then 202).
 type hub struct {
 	t        *testing.T
+	path     string // default: the order topic's publish path
 	mu       sync.Mutex
 	statuses []int
 	requests int
@@ -84,7 +85,11 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.requests++
-	if r.URL.Path != "/v1/topics/sales.order.created/events" || r.Header.Get("Authorization") != "Bearer k1" {
+	path := h.path
+	if path == "" {
+		path = "/v1/topics/sales.order.created/events"
+	}
+	if r.URL.Path != path || r.Header.Get("Authorization") != "Bearer k1" {
 		h.t.Errorf("request to %s with %q", r.URL.Path, r.Header.Get("Authorization"))
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/cloudevents+json" {
@@ -146,7 +151,9 @@ func TestTraffic_PublishesAtRateAndRetries(t *testing.T) {
 	elapsed := time.Since(start)
 
 	requests, events := h.counts()
-	if int64(events) != tr.Published() || tr.Failed() != 0 {
+	// The last event may be taken by the hub after Run's ctx ended and
+	// before its answer arrived: then it is neither published nor failed.
+	if lost := int64(events) - tr.Published(); lost < 0 || lost > 1 || tr.Failed() != 0 {
 		t.Errorf("hub took %d events, traffic says %d published, %d failed", events, tr.Published(), tr.Failed())
 	}
 	if requests != events+2 {
