@@ -529,4 +529,3 @@ func TestSyncSubscriptions(t *testing.T) {
 		t.Errorf("write-back subscription = %+v", back)
 	}
 }
-
