@@ -68,24 +68,39 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-// FuzzSendHeaders sends events with arbitrary attribute values to a real
-// server: every one must arrive, each header must decode to its value, and
-// the signature must verify.
+// FuzzSendHeaders sends events with arbitrary attribute values and one
+// arbitrary static header to a real server: a request Send refuses must be
+// one ValidateHeaders refuses, and no header may inject another or replace
+// an event header; every other one must arrive, each header must decode
+// to its value, and the signature must verify.
 func FuzzSendHeaders(f *testing.F) {
 	rcv := mustReceiver(f, nil)
 	s := webhook.NewSender()
-	f.Add("evt-1", "/crm", "order/1", "note", []byte(`{}`))
-	f.Add("id with space", "ä\r\nX: y", "100%", "\"quoted\"", []byte{0, 1, 2})
-	f.Add("\x00\xff", "\t", " ", "\x7f", []byte(nil))
-	f.Fuzz(func(t *testing.T, id, source, subject, note string, data []byte) {
+	f.Add("evt-1", "/crm", "order/1", "note", []byte(`{}`), "", "")
+	f.Add("id with space", "ä\r\nX: y", "100%", "\"quoted\"", []byte{0, 1, 2}, "Authorization", "Bearer x")
+	f.Add("\x00\xff", "\t", " ", "\x7f", []byte(nil), "X-Key", " \tä\xff ")
+	f.Add("e", "s", "", "", []byte(nil), "ce-id", "forged")
+	f.Add("e", "s", "", "", []byte(nil), "X-A", "v\r\nCe-Id: forged")
+	f.Add("e", "s", "", "", []byte(nil), "Expect", "100-continue")
+	f.Fuzz(func(t *testing.T, id, source, subject, note string, data []byte, hname, hvalue string) {
 		ev := &crossdock.Event{
 			ID: id, Source: source, SpecVersion: "1.0", Type: "fuzz.event", Subject: subject, Data: data,
 			Extensions: map[string]any{"note": note},
 		}
-		resp, err := s.Send(context.Background(), crossdock.Destination{URL: rcv.URL, Secret: secret(1)}, ev)
-		if id == "" {
+		var headers map[string]string
+		if hname != "" {
+			headers = map[string]string{hname: hvalue}
+		}
+		valid := webhook.ValidateHeaders(headers) == nil
+		key := http.CanonicalHeaderKey(hname)
+		if hname != "" && valid && (strings.ContainsAny(hname+hvalue, "\r\n\x00") || strings.HasPrefix(key, "Ce-") ||
+			strings.HasPrefix(key, "Webhook-") || key == "Content-Type" || key == "Traceparent") {
+			t.Fatalf("ValidateHeaders accepted %q: %q", hname, hvalue)
+		}
+		resp, err := s.Send(context.Background(), crossdock.Destination{URL: rcv.URL, Secret: secret(1), Headers: headers}, ev)
+		if id == "" || !valid {
 			if crossdock.ErrorCode(err) != crossdock.EINVALID {
-				t.Fatalf("Send without id = %v, want EINVALID", err)
+				t.Fatalf("Send without id or with an invalid header = %v, want EINVALID", err)
 			}
 			return
 		}
@@ -101,6 +116,12 @@ func FuzzSendHeaders(f *testing.F) {
 			dec, err := url.PathUnescape(got.header.Get(k))
 			if err != nil || dec != v {
 				t.Fatalf("header %s = %q decodes to %q (%v), want %q", k, got.header.Get(k), dec, err, v)
+			}
+		}
+		if hname != "" {
+			// HTTP drops the whitespace around a value.
+			if vs := got.header[key]; len(vs) != 1 || vs[0] != strings.Trim(hvalue, " \t") {
+				t.Fatalf("header %s arrived as %q, want %q", key, vs, hvalue)
 			}
 		}
 		if err := mustWebhook(t, secret(1)).Verify(got.body, got.header); err != nil {

@@ -306,6 +306,7 @@ func allZero(s string) bool {
 var transportHeaders = map[string]bool{
 	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
 	"Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true, "Upgrade": true,
+	"Expect": true,
 }
 
 // reservedForDelivery reports whether a delivery's static headers may not
