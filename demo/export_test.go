@@ -4,4 +4,5 @@ package demo
 var (
 	Verify      = verify
 	BinaryEvent = binaryEvent
+	ParsePatch  = parsePatch
 )

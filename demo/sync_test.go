@@ -529,3 +529,23 @@ func TestSyncSubscriptions(t *testing.T) {
 		t.Errorf("write-back subscription = %+v", back)
 	}
 }
+
+func FuzzParsePatch(f *testing.F) {
+	for _, s := range []string{`{"erp_customer_id":"C-000001"}`, `{}`, `null`, `[]`, `{"erp_customer_id":null}`,
+		`{"erp_customer_id":"a","name":"b"}`, `{"erp_customer_id":""}`, `{"erp_customer_id":"\u00e9"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		id, problem := demo.ParsePatch(body)
+		if (id == "") == (problem == "") {
+			t.Fatalf("ParsePatch(%q) = %q, %q: want exactly one of an id and a problem", body, id, problem)
+		}
+		if problem != "" {
+			return
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(body, &fields); err != nil || len(fields) != 1 || fields["erp_customer_id"] != id {
+			t.Fatalf("ParsePatch(%q) accepted %q; the body decodes to %v (%v)", body, id, fields, err)
+		}
+	})
+}
