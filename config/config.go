@@ -1,12 +1,17 @@
 // Package config reads crossdock's YAML configuration file: publish and
-// JetStream settings, topics and subscriptions.
+// JetStream settings, topics, subscriptions and ingress endpoints.
 //
 // Parse checks the whole file before it returns anything: every problem it
 // finds (syntax, unknown or duplicate keys, wrong types, bad names, durations
-// and sizes, dangling topic references, filters that do not compile, malformed
-// secrets) becomes one line "FILE:LINE: KEY: why" of a single EINVALID error,
-// so one run of `crossdock validate` shows them all. Messages never contain a
-// secret. The values returned have their defaults applied.
+// and sizes, dangling topic references, filters, transforms and templates
+// that do not compile, malformed or missing secrets) becomes one line
+// "FILE:LINE: KEY: why" of a single EINVALID error, so one run of `crossdock
+// validate` shows them all. Messages never contain a secret.
+//
+// The values returned have their defaults applied, and are otherwise as
+// written: templates such as {{subject}} and secret references such as
+// ${secret:NAME} stay unresolved, for the dispatcher to expand per request,
+// so that nothing built from a Config can show a resolved secret.
 package config
 
 import (
@@ -36,6 +41,7 @@ type Config struct {
 	JetStream     JetStream
 	Topics        []crossdock.Topic
 	Subscriptions []crossdock.Subscription
+	Ingress       Ingress
 }
 
 // Publish holds the settings of the publish API.
@@ -59,6 +65,22 @@ type Options struct {
 	// compile; cmd/crossdock sets it to a wrapper of filter.Compile. Nil
 	// skips the check.
 	CheckFilter func(expr string) error
+
+	// CheckTransform returns an error when a jq transform does not
+	// compile; cmd/crossdock sets it to a wrapper of transform.Compile.
+	CheckTransform func(program string) error
+
+	// CheckURLTemplate returns an error when a destination or enrichment
+	// URL is not a valid URL template (template.ParseURL).
+	CheckURLTemplate func(url string) error
+
+	// CheckHeaderTemplate returns an error when a header value is not a
+	// valid template (template.Parse).
+	CheckHeaderTemplate func(value string) error
+
+	// CheckSecret returns an error, naming the secret and never its
+	// value, when a referenced secret cannot be resolved.
+	CheckSecret func(name string) error
 }
 
 // Load reads the configuration file at path and parses it. EINVALID when the
@@ -96,6 +118,7 @@ type parser struct {
 	opts     Options
 	problems []problem
 	secrets  []string // every secret value seen, to scrub from messages
+	merges   int      // mappings merged so far, against maxMerges
 }
 
 // addf records a problem at the line of node n, or at no line when n is nil.
@@ -157,7 +180,7 @@ func (p *parser) parse(data []byte) *Config {
 	if isNull(root) {
 		return cfg
 	}
-	top := p.mapping(root, "", []string{"publish", "jetstream", "topics", "subscriptions"})
+	top := p.mapping(root, "", []string{"publish", "jetstream", "topics", "subscriptions", "ingress"})
 	if top == nil {
 		return cfg
 	}
@@ -165,6 +188,7 @@ func (p *parser) parse(data []byte) *Config {
 	p.jetstream(top["jetstream"], &cfg.JetStream)
 	topicLines := p.topics(top["topics"], cfg)
 	p.subscriptions(top["subscriptions"], cfg, topicLines)
+	p.ingress(top["ingress"], &cfg.Ingress, topicLines)
 	return cfg
 }
 
@@ -352,153 +376,4 @@ func (p *parser) topics(e entry, cfg *Config) map[string]int {
 		cfg.Topics = append(cfg.Topics, t)
 	}
 	return lines
-}
-
-// subscriptions reads the subscriptions list into cfg.
-func (p *parser) subscriptions(e entry, cfg *Config, topicLines map[string]int) {
-	names := make(map[string]int)
-	for i, item := range p.list(e, "subscriptions") {
-		path := fmt.Sprintf("subscriptions[%d]", i)
-		m := p.mapping(item, path, []string{"name", "topic", "filter", "destination", "retry", "max_in_flight"})
-		if m == nil {
-			continue
-		}
-		before := len(p.problems)
-		var s crossdock.Subscription
-		var ok bool
-		s.Name, ok = p.str(m["name"], path+".name")
-		switch {
-		case m["name"].val != nil && !ok:
-		case s.Name == "":
-			p.addf(item, path+".name", "required")
-		case !crossdock.ValidName(s.Name):
-			p.addf(m["name"].val, path+".name", "%s is not a valid subscription name: use 1 to 64 lower-case letters, digits, '-' or '_', starting with a letter or digit", quote(s.Name))
-		case names[s.Name] != 0:
-			p.addf(m["name"].val, path+".name", "duplicate subscription %s (first defined on line %d)", quote(s.Name), names[s.Name])
-		default:
-			names[s.Name] = m["name"].val.Line
-		}
-		p.subscriptionTopic(m["topic"], item, path, &s, topicLines)
-		s.Filter, _ = p.str(m["filter"], path+".filter")
-		if s.Filter != "" && p.opts.CheckFilter != nil {
-			if err := p.opts.CheckFilter(s.Filter); err != nil {
-				msg := crossdock.ErrorMessage(err)
-				msg = strings.TrimPrefix(msg, fmt.Sprintf("filter %q: ", s.Filter))
-				p.addf(m["filter"].val, path+".filter", "invalid filter: %s", msg)
-			}
-		}
-		p.destination(m["destination"], item, path+".destination", &s.Destination)
-		retry := p.retry(m["retry"], path+".retry", &s.Retry)
-		if n, ok := p.integer(m["max_in_flight"], path+".max_in_flight"); ok && (n < 0 || n > 10000) {
-			p.addf(m["max_in_flight"].val, path+".max_in_flight", "must be between 1 and 10000")
-		} else {
-			s.MaxInFlight = int(n)
-		}
-		if len(p.problems) > before {
-			continue
-		}
-		s = s.WithDefaults()
-		if s.Retry.InitialInterval > s.Retry.MaxInterval {
-			at := retry["initial_interval"].val
-			if at == nil {
-				at = retry["max_interval"].val
-			}
-			p.addf(at, path+".retry.initial_interval", "must not exceed retry.max_interval (%v)", s.Retry.MaxInterval)
-			continue
-		}
-		if err := s.Validate(); err != nil {
-			p.addf(item, path, "%s", crossdock.ErrorMessage(err))
-			continue
-		}
-		cfg.Subscriptions = append(cfg.Subscriptions, s)
-	}
-}
-
-// subscriptionTopic reads a subscription's topic, which must be declared.
-func (p *parser) subscriptionTopic(e entry, item *yaml.Node, path string, s *crossdock.Subscription, topicLines map[string]int) {
-	key := path + ".topic"
-	var ok bool
-	s.Topic, ok = p.str(e, key)
-	switch {
-	case e.val != nil && !ok:
-	case s.Topic == "":
-		p.addf(item, key, "required")
-	case !crossdock.ValidTopicName(s.Topic):
-		p.addf(e.val, key, "%s is not a valid topic name: use lower-case dot-separated segments of letters, digits and '-', such as sales.order.created", quote(s.Topic))
-	case topicLines[s.Topic] == 0:
-		known := make([]string, 0, len(topicLines))
-		for name := range topicLines {
-			known = append(known, name)
-		}
-		if guess := suggest(s.Topic, known); guess != "" {
-			p.addf(e.val, key, "unknown topic %s (did you mean %q?)", quote(s.Topic), guess)
-		} else {
-			p.addf(e.val, key, "unknown topic %s: declare it under topics", quote(s.Topic))
-		}
-	}
-}
-
-// destination reads a subscription's destination.
-func (p *parser) destination(e entry, item *yaml.Node, path string, d *crossdock.Destination) {
-	if e.val == nil {
-		p.addf(item, path, "required: a mapping with url and optionally secret and timeout")
-		return
-	}
-	m := p.mapping(e.val, path, []string{"url", "secret", "timeout"})
-	if m == nil {
-		return
-	}
-	var ok bool
-	d.URL, ok = p.str(m["url"], path+".url")
-	switch {
-	case m["url"].val != nil && !ok:
-	case d.URL == "":
-		p.addf(e.key, path+".url", "required")
-	case !validURL(d.URL):
-		// The URL is not quoted: it may carry credentials.
-		p.addf(m["url"].val, path+".url", "must be an absolute http or https URL, such as https://erp.example.com/orders")
-	}
-	if se := m["secret"]; se.val != nil {
-		n := resolve(se.val)
-		if n.Kind != yaml.ScalarNode || isNull(n) {
-			p.addf(se.val, path+".secret", "must be a string, not %s", describe(n))
-		} else {
-			d.Secret = n.Value
-			p.secrets = append(p.secrets, n.Value)
-			if !validSecret(n.Value) {
-				p.addf(se.val, path+".secret", "%s", secretHelp)
-			}
-		}
-	}
-	if t, ok := p.duration(m["timeout"], path+".timeout"); ok {
-		d.Timeout = t
-	}
-}
-
-// retry reads a subscription's retry policy and returns its entries.
-func (p *parser) retry(e entry, path string, r *crossdock.RetryPolicy) map[string]entry {
-	if e.val == nil {
-		return nil
-	}
-	m := p.mapping(e.val, path, []string{"max_attempts", "initial_interval", "multiplier", "max_interval"})
-	if m == nil {
-		return nil
-	}
-	if n, ok := p.integer(m["max_attempts"], path+".max_attempts"); ok {
-		if n < 0 || n > 1_000_000 {
-			p.addf(m["max_attempts"].val, path+".max_attempts", "must be between 1 and 1000000")
-		} else {
-			r.MaxAttempts = int(n)
-		}
-	}
-	r.InitialInterval, _ = p.duration(m["initial_interval"], path+".initial_interval")
-	r.MaxInterval, _ = p.duration(m["max_interval"], path+".max_interval")
-	if f, ok := p.number(m["multiplier"], path+".multiplier"); ok {
-		if f != 0 && f < 1 || f > 100 {
-			p.addf(m["multiplier"].val, path+".multiplier", "must be between 1 and 100")
-		} else {
-			r.Multiplier = f
-		}
-	}
-	return m
 }

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,13 +13,44 @@ import (
 	"github.com/crossdock/crossdock"
 	"github.com/crossdock/crossdock/config"
 	"github.com/crossdock/crossdock/filter"
+	"github.com/crossdock/crossdock/secret"
+	"github.com/crossdock/crossdock/template"
+	"github.com/crossdock/crossdock/transform"
 )
 
-// opts checks filters with the real compiler, as cmd/crossdock does.
-var opts = config.Options{CheckFilter: func(expr string) error {
-	_, err := filter.Compile(expr)
-	return err
-}}
+// env is the environment the tests' secrets come from.
+var env = map[string]string{
+	"CROSSDOCK_SECRET_CRM_TOKEN":     "crm-token-value-8c1f0a",
+	"CROSSDOCK_SECRET_ERP_KEY":       "erp-key-value-77d2b9",
+	"CROSSDOCK_SECRET_ERP_SIGNING":   "whsec_LkZxP3b1Yt0n9hX6dQmS2uVcR8aWjE4fGi7oNpK5TzA=",
+	"CROSSDOCK_SECRET_DATAVERSE_KEY": "dataverse-key-value-3e9a41",
+}
+
+// opts checks filters, transforms, templates and secrets with the real
+// packages, as cmd/crossdock does.
+var opts = config.Options{
+	CheckFilter: func(expr string) error {
+		_, err := filter.Compile(expr)
+		return err
+	},
+	CheckTransform: func(program string) error {
+		_, err := transform.Compile(program)
+		return err
+	},
+	CheckURLTemplate: func(s string) error {
+		_, err := template.ParseURL(s)
+		return err
+	},
+	CheckHeaderTemplate: func(s string) error {
+		_, err := template.Parse(s)
+		return err
+	},
+	CheckSecret: func(name string) error {
+		store := &secret.Store{Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+		_, err := store.Value(name)
+		return err
+	},
+}
 
 const (
 	secret1 = "whsec_emV1T3kXr9OxLQIT9H9fAmjUujTvFkafoxEsgAHsoeU="
@@ -38,7 +70,7 @@ func TestLoadExample(t *testing.T) {
 	want.Topics = []crossdock.Topic{
 		{Name: "sales.order.created", DedupWindow: 10 * time.Minute, Retention: 7 * 24 * time.Hour},
 		{Name: "crm.account.changed", DedupWindow: 30 * time.Minute, Retention: 72 * time.Hour},
-		{Name: "crm.account.acknowledged", DedupWindow: 10 * time.Minute, Retention: 7 * 24 * time.Hour},
+		{Name: "crm.account.acks", DedupWindow: 10 * time.Minute, Retention: 7 * 24 * time.Hour},
 	}
 	want.Subscriptions = []crossdock.Subscription{
 		{
@@ -77,7 +109,39 @@ func TestLoadExample(t *testing.T) {
 			Retry:       crossdock.RetryPolicy{MaxAttempts: 20, InitialInterval: time.Second, Multiplier: 2, MaxInterval: 15 * time.Minute},
 			MaxInFlight: 1,
 		},
+		{
+			Name:  "erp-accounts",
+			Topic: "crm.account.changed",
+			Enrich: &crossdock.Enrichment{
+				URL:        "http://crm.local/api/accounts/{{subject}}",
+				Headers:    map[string]string{"Authorization": "Bearer ${secret:crm-token}"},
+				OnNotFound: crossdock.OnNotFoundSkip,
+				Timeout:    5 * time.Second,
+			},
+			Transform: "{number: .data.accountnumber, name: .data.name}",
+			Destination: crossdock.Destination{Method: "POST",
+				URL:     "http://erp.local/customers",
+				Headers: map[string]string{"X-Api-Key": "${secret:erp-key}"},
+				Secret:  "${secret:erp-signing}", Timeout: 10 * time.Second,
+			},
+			Retry:       crossdock.RetryPolicy{}.WithDefaults(),
+			Reply:       &crossdock.Reply{Topic: "crm.account.acks"},
+			MaxInFlight: 1,
+		},
+		{
+			Name:      "crm-writeback",
+			Topic:     "crm.account.acks",
+			Transform: "{erp_customer_id: .data.response.id}",
+			Destination: crossdock.Destination{Method: "PATCH",
+				URL:     "http://crm.local/api/accounts/{{subject}}",
+				Headers: map[string]string{"Authorization": "Bearer ${secret:crm-token}", "If-Match": "*"},
+				Timeout: 10 * time.Second,
+			},
+			Retry:       crossdock.RetryPolicy{}.WithDefaults(),
+			MaxInFlight: 16,
+		},
 	}
+	want.Ingress.Dataverse = []config.DataverseIngress{{Topic: "crm.account.changed", Key: "${secret:dataverse-key}"}}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("Load(example.yaml) =\n%+v\nwant\n%+v", *cfg, want)
 	}
@@ -90,6 +154,16 @@ func TestLoadExample(t *testing.T) {
 	for _, s := range cfg.Subscriptions {
 		if err := s.Validate(); err != nil {
 			t.Errorf("subscription %s: %v", s.Name, err)
+		}
+	}
+	// Secrets stay references: nothing built from the Config can show one.
+	shown := fmt.Sprintf("%+v %+v", *cfg, cfg.Subscriptions)
+	for _, s := range cfg.Subscriptions {
+		shown += fmt.Sprintf(" %+v %+v", s.Enrich, s.Reply)
+	}
+	for _, v := range env {
+		if strings.Contains(shown, v) {
+			t.Errorf("the configuration holds the resolved secret %q", v)
 		}
 	}
 }
@@ -230,7 +304,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with suggestion", `    filter:`, `    filtr:`,
 			`hub.yaml:10: subscriptions[0].filtr: unknown key (did you mean "filter"?)`, false},
 		{"unknown key without suggestion", `    max_in_flight: 16`, "    max_in_flight: 16\n    colour: blue",
-			`hub.yaml:21: subscriptions[0].colour: unknown key (expected one of: name, topic, filter, destination, retry, max_in_flight)`, false},
+			`hub.yaml:21: subscriptions[0].colour: unknown key (expected one of: name, topic, filter, enrich, transform, destination, retry, reply, max_in_flight)`, false},
 		{"unknown top-level key", "", "topic:\n  - name: a\n",
 			`hub.yaml:1: topic: unknown key (did you mean "topics"?)`, false},
 		{"duplicate key", `    max_in_flight: 16`, "    max_in_flight: 16\n    max_in_flight: 8",
@@ -244,7 +318,7 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", "", "topics: []\n---\nsubscriptions: []\n",
 			`hub.yaml:2: a second YAML document: the configuration is one document, remove the '---' line`, false},
 		{"root is a list", "", "- name: a\n",
-			`hub.yaml:1: must be a mapping of publish, jetstream, topics, subscriptions, not a list`, false},
+			`hub.yaml:1: must be a mapping of publish, jetstream, topics, subscriptions, ingress, not a list`, false},
 		{"section is a string", "", "topics: sales.order.created\n",
 			`hub.yaml:1: topics: must be a list, not the string "sales.order.created"`, false},
 		{"item is a string", "", "topics:\n  - sales.order.created\n",
@@ -311,15 +385,15 @@ func TestParseErrors(t *testing.T) {
 			`hub.yaml:10: subscriptions[0].filter: invalid filter: must be a boolean expression, but has type dyn (the value's type is only known per event; compare it, e.g. data.flag == true)`, false},
 		{"filter not checked without CheckFilter", `"data.amount > 1000"`, `"data.amount >"`, ``, true},
 		{"missing destination", "    destination:\n      url: http://127.0.0.1:9001/orders\n      secret: " + secret1 + "\n      timeout: 10s\n", "",
-			`hub.yaml:8: subscriptions[0].destination: required: a mapping with url and optionally secret and timeout`, false},
+			`hub.yaml:8: subscriptions[0].destination: required: a mapping with url and optionally method, headers, secret and timeout`, false},
 		{"missing url", `      url: http://127.0.0.1:9001/orders`, ``,
 			`hub.yaml:11: subscriptions[0].destination.url: required`, false},
 		{"relative url", `      url: http://127.0.0.1:9001/orders`, `      url: /orders`,
 			`hub.yaml:12: subscriptions[0].destination.url: must be an absolute http or https URL, such as https://erp.example.com/orders`, false},
 		{"bad secret", secret1, `whsec_tooshort`,
-			`hub.yaml:13: subscriptions[0].destination.secret: must be "whsec_" followed by the base64 of 24 to 64 random bytes; make one with: echo "whsec_$(openssl rand -base64 32)"`, false},
+			`hub.yaml:13: subscriptions[0].destination.secret: must be "whsec_" followed by the base64 of 24 to 64 random bytes, or a reference ${secret:NAME}; make one with: echo "whsec_$(openssl rand -base64 32)"`, false},
 		{"secret without prefix", secret1, `emV1T3kXr9OxLQIT9H9fAmjUujTvFkafoxEsgAHsoeU=`,
-			`hub.yaml:13: subscriptions[0].destination.secret: must be "whsec_" followed by the base64 of 24 to 64 random bytes; make one with: echo "whsec_$(openssl rand -base64 32)"`, false},
+			`hub.yaml:13: subscriptions[0].destination.secret: must be "whsec_" followed by the base64 of 24 to 64 random bytes, or a reference ${secret:NAME}; make one with: echo "whsec_$(openssl rand -base64 32)"`, false},
 		{"several problems in file order", "", "subscriptions:\n  - name: x\n    topic: nope\n    destination: {url: 'ftp://x'}\ntopics:\n  - name: ok\n    retention: soon\n",
 			`hub.yaml:3: subscriptions[0].topic: unknown topic "nope": declare it under topics` + "\n" +
 				`hub.yaml:4: subscriptions[0].destination.url: must be an absolute http or https URL, such as https://erp.example.com/orders` + "\n" +
@@ -330,7 +404,7 @@ func TestParseErrors(t *testing.T) {
 			`hub.yaml:2: topics[0].retension: unknown key (did you mean "retention"?)` + "\n" +
 				`hub.yaml:2: topics[1].retension: unknown key (did you mean "retention"?)`, false},
 		{"unknown key at top level", "", "x: &x {nam: a.b}\n",
-			`hub.yaml:1: x: unknown key (expected one of: publish, jetstream, topics, subscriptions)`, false},
+			`hub.yaml:1: x: unknown key (expected one of: publish, jetstream, topics, subscriptions, ingress)`, false},
 		{"unknown anchor", "", "topics:\n  - name: a.b\n  - *nope\n",
 			`hub.yaml:3: invalid YAML: unknown anchor 'nope' referenced`, false},
 	}

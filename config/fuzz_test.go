@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(example)
 	f.Add([]byte(valid))
+	f.Add([]byte(validSync))
+	f.Add([]byte("topics: [{name: a.b}]\nsubscriptions:\n  - name: s\n    topic: a.b\n    destination:\n      url: 'http://x/{{subject}}?k=${secret:k}'\n      headers: {<<: {A: '${secret:x'}, B: '{{id}}'}\n"))
 	f.Add([]byte(""))
 	f.Add([]byte("topics:\n  - name: a.b\n    retention: 1d2h\nsubscriptions:\n  - {name: s, topic: a.b, destination: {url: 'http://x', secret: 'whsec_abc'}}\n"))
 	f.Add([]byte("a: &x {q: 1}\nb: *x\nc:\n  <<: [*x, {r: 2}]\n"))
@@ -35,6 +38,11 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("Parse(%q) returned an invalid subscription: %v", data, err)
 				}
 			}
+			for _, in := range cfg.Ingress.Dataverse {
+				if in.Topic == "" || in.Key == "" {
+					t.Fatalf("Parse(%q) returned an incomplete ingress %+v", data, in)
+				}
+			}
 			for _, tp := range cfg.Topics {
 				if err := tp.Validate(); err != nil {
 					t.Fatalf("Parse(%q) returned an invalid topic: %v", data, err)
@@ -47,6 +55,11 @@ func FuzzParse(f *testing.F) {
 		}
 		if strings.Contains(err.Error(), secret1) {
 			t.Fatalf("Parse(%q) shows the secret: %v", data, err)
+		}
+		for _, v := range env {
+			if strings.Contains(err.Error(), v) && !bytes.Contains(data, []byte(v)) {
+				t.Fatalf("Parse(%q) shows a resolved secret: %v", data, err)
+			}
 		}
 	})
 }

@@ -22,6 +22,20 @@ type entry struct {
 // others, which also stops a mapping merged into itself.
 const maxMergeDepth = 8
 
+// maxMerges bounds the mappings merged in one file, counting each time a
+// mapping is merged: aliases can make a few lines merge millions of times.
+const maxMerges = 10000
+
+// mergeAllowed counts one more merged mapping and reports whether the file
+// is still within maxMerges, reporting the first time it is not at node n.
+func (p *parser) mergeAllowed(n *yaml.Node, path string) bool {
+	p.merges++
+	if p.merges == maxMerges+1 {
+		p.addf(n, joinPath(path, "<<"), "more than %d merged mappings in the file: merge fewer aliases", maxMerges)
+	}
+	return p.merges <= maxMerges
+}
+
 // resolve follows aliases to the node they name.
 func resolve(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
@@ -115,6 +129,9 @@ func (p *parser) merge(v *yaml.Node, path string, known []string, depth int) []m
 		if item.Kind != yaml.MappingNode {
 			p.addf(item, joinPath(path, "<<"), "must be a mapping or a list of mappings, not %s", describe(item))
 			continue
+		}
+		if !p.mergeAllowed(item, path) {
+			return out
 		}
 		if m := p.mergedMapping(item, path, known, depth+1); m != nil {
 			out = append(out, m)
@@ -427,7 +444,7 @@ func validURL(s string) bool {
 }
 
 // secretHelp says what a signing secret looks like, without showing one.
-const secretHelp = `must be "whsec_" followed by the base64 of 24 to 64 random bytes; ` +
+const secretHelp = `must be "whsec_" followed by the base64 of 24 to 64 random bytes, or a reference ${secret:NAME}; ` +
 	`make one with: echo "whsec_$(openssl rand -base64 32)"`
 
 // validSecret reports whether s is a Standard Webhooks signing secret.
