@@ -53,7 +53,7 @@ func mustOpenEnv(tb testing.TB) *env {
 func (e *env) mustStart(tb testing.TB, subs ...crossdock.Subscription) *delivery.Dispatcher {
 	tb.Helper()
 	d := delivery.NewDispatcher()
-	d.Broker, d.Sender, d.Journeys, d.CompileFilter = e.broker, webhook.NewSender(), e.store, filter.Compile
+	d.Broker, d.Sender, d.Journeys, d.Compiler.Filter = e.broker, webhook.NewSender(), e.store, filter.Compile
 	if err := d.Start(context.Background(), subs); err != nil {
 		tb.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, f.logLevel)
+	logger, secrets, err := f.logging(stderr)
 	if err != nil {
 		return err
 	}
@@ -58,25 +58,39 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer targets.Close(context.Background())
 
+	crm := &demo.CRM{Secret: demoSecret, Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3)), Logger: logger}
+	if err := crm.Open(); err != nil {
+		return fmt.Errorf("start simulated CRM: %w", err)
+	}
+	defer crm.Close(context.Background())
+	erp := &demo.ERP{Secret: demoSecret, Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4)), Logger: logger}
+	if err := erp.Open(); err != nil {
+		return fmt.Errorf("start simulated ERP: %w", err)
+	}
+	defer erp.Close(context.Background())
+
 	listen := f.listen
 	if !portFree(listen) {
 		fmt.Fprintf(stdout, "%s is taken; using a free port instead\n", listen)
 		listen = "127.0.0.1:0"
 	}
-	hub, err := openHub(ctx, HubOptions{Config: demoConfig(targets), DataDir: f.data, Listen: listen, NATSURL: f.natsURL, Logger: logger})
+	hub, err := openHub(ctx, HubOptions{Config: demoConfig(targets, crm, erp), DataDir: f.data, Listen: listen, NATSURL: f.natsURL, Secrets: secrets, Logger: logger})
 	if err != nil {
 		return err
 	}
 	api := hub.Server.URL()
-	fmt.Fprintf(stdout, "crossdock demo: order fan-out\n")
+	fmt.Fprintf(stdout, "crossdock demo: order fan-out (sales.order.created) and CRM→ERP snapshot sync (crm.account.changed)\n")
 	fmt.Fprintf(stdout, "  API:      %s  (try %s/v1/subscriptions)\n", api, api)
 	fmt.Fprintf(stdout, "  data:     %s  (the archive writes %s)\n", f.data, filepath.Join(f.data, "lake", "date=*", "orders.jsonl"))
 	fmt.Fprintf(stdout, "  publish an order by hand:\n    %s\n\n", demo.CurlExample(api, demoTopic))
 
 	traffic := &demo.Traffic{HubURL: api, Topic: demoTopic, Rate: *rate,
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2)), Logger: logger}
-	trafficDone := make(chan error, 1)
+	sync := &demo.SyncTraffic{HubURL: api, CRM: crm, Rate: 2, Accounts: 10,
+		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5)), Logger: logger}
+	trafficDone := make(chan error, 2)
 	go func() { trafficDone <- traffic.Run(ctx) }()
+	go func() { trafficDone <- sync.Run(ctx) }()
 
 	ticker := time.NewTicker(*every)
 	defer ticker.Stop()
@@ -86,20 +100,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			done = true
 		case <-ticker.C:
 			printStatus(ctx, stdout, hub, traffic.Published())
+			fmt.Fprintf(stdout, "snapshot sync: %s\n\n", demo.SyncReport(crm, erp))
 		}
 	}
-	if err := <-trafficDone; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		logger.Warn("traffic stopped", "error", err)
+	for range 2 {
+		if err := <-trafficDone; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			logger.Warn("traffic stopped", "error", err)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), f.grace)
 	defer cancel()
 	printStatus(sctx, stdout, hub, traffic.Published())
+	fmt.Fprintf(stdout, "snapshot sync: %s\n", demo.SyncReport(crm, erp))
 	return hub.Close(sctx)
 }
 
-// demoConfig is the order fan-out: four subscriptions to the simulated
-// targets, with short retry intervals so retries and dead letters show soon.
-func demoConfig(t *demo.Targets) *config.Config {
+// demoConfig is the order fan-out, four subscriptions to the simulated
+// targets, and the snapshot sync between the simulated CRM and ERP, with
+// short retry intervals so retries and dead letters show soon.
+func demoConfig(t *demo.Targets, crm *demo.CRM, erp *demo.ERP) *config.Config {
 	retry := crossdock.RetryPolicy{MaxAttempts: 5, InitialInterval: 500 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}
 	sub := func(name, filter string) crossdock.Subscription {
 		return crossdock.Subscription{
@@ -114,12 +133,22 @@ func demoConfig(t *demo.Targets) *config.Config {
 		}.WithDefaults()
 	}
 	cfg := &config.Config{}
-	cfg.Topics = []crossdock.Topic{crossdock.Topic{Name: demoTopic}.WithDefaults()}
+	cfg.Topics = []crossdock.Topic{
+		crossdock.Topic{Name: demoTopic}.WithDefaults(),
+		crossdock.Topic{Name: demo.AccountTopic}.WithDefaults(),
+		crossdock.Topic{Name: demo.AckTopic}.WithDefaults(),
+	}
 	cfg.Subscriptions = []crossdock.Subscription{
 		sub("fulfilment", ""),
 		sub("sms", `has(data.customer.phone) && data.customer.phone != ""`),
 		sub("warehouse", ""),
 		sub("archive", ""),
+	}
+	for _, s := range demo.SyncSubscriptions(crm, erp, 2*time.Second) {
+		s.Retry = retry
+		s.Retry.MaxAttempts = 20 // the sync keeps trying: the demo shows every account arrive
+		s.MaxInFlight = 1        // one account change at a time, in order
+		cfg.Subscriptions = append(cfg.Subscriptions, s.WithDefaults())
 	}
 	return cfg
 }

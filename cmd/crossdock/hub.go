@@ -8,12 +8,17 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/crossdock/crossdock"
 	"github.com/crossdock/crossdock/config"
+	"github.com/crossdock/crossdock/dataverse"
 	"github.com/crossdock/crossdock/delivery"
 	"github.com/crossdock/crossdock/filter"
 	cdhttp "github.com/crossdock/crossdock/http"
 	cdnats "github.com/crossdock/crossdock/nats"
+	"github.com/crossdock/crossdock/secret"
 	"github.com/crossdock/crossdock/sqlite"
+	"github.com/crossdock/crossdock/template"
+	"github.com/crossdock/crossdock/transform"
 	"github.com/crossdock/crossdock/webhook"
 )
 
@@ -23,6 +28,7 @@ type HubOptions struct {
 	DataDir string
 	Listen  string
 	NATSURL string
+	Secrets *secret.Store
 	Logger  *slog.Logger
 }
 
@@ -33,6 +39,9 @@ type Hub struct {
 	Store      *sqlite.DB
 	Dispatcher *delivery.Dispatcher
 	Server     *cdhttp.Server
+
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // openHub starts every component of a hub. On error whatever was started is
@@ -47,6 +56,9 @@ func openHub(ctx context.Context, o HubOptions) (h *Hub, err error) {
 			h = nil
 		}
 	}()
+	if o.Secrets == nil {
+		o.Secrets = &secret.Store{Logger: o.Logger}
+	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -72,15 +84,34 @@ func openHub(ctx context.Context, o HubOptions) (h *Hub, err error) {
 	}
 	h.Store.Logger = o.Logger
 
+	sender := webhook.NewSender()
 	h.Dispatcher = delivery.NewDispatcher()
 	h.Dispatcher.Broker = h.Broker
-	h.Dispatcher.Sender = webhook.NewSender()
+	h.Dispatcher.Sender = sender
+	h.Dispatcher.Fetcher = sender
 	h.Dispatcher.Journeys = h.Store
-	h.Dispatcher.CompileFilter = filter.Compile
+	h.Dispatcher.Compiler = compiler(o.Secrets)
 	h.Dispatcher.Logger = o.Logger
 	if err := h.Dispatcher.Start(ctx, o.Config.Subscriptions); err != nil {
 		return h, err
 	}
+
+	// A changed secret file takes effect without a restart: the
+	// subscriptions are compiled again with the new values.
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	h.stopWatch, h.watchDone = stop, make(chan struct{})
+	go func() {
+		defer close(h.watchDone)
+		err := o.Secrets.Watch(wctx, func(name string) {
+			o.Logger.Info("secret changed; recompiling subscriptions", "secret", name)
+			if err := h.Dispatcher.Recompile(); err != nil {
+				o.Logger.Error("recompile subscriptions after a secret changed; the old values stay in use", "secret", name, "error", err)
+			}
+		})
+		if err != nil && wctx.Err() == nil {
+			o.Logger.Error("watch secrets", "error", err)
+		}
+	}()
 
 	h.Server = cdhttp.NewServer()
 	h.Server.Addr = o.Listen
@@ -89,6 +120,13 @@ func openHub(ctx context.Context, o HubOptions) (h *Hub, err error) {
 	h.Server.Journeys = h.Store
 	h.Server.Subscriptions = h.Dispatcher
 	h.Server.StoreReady = h.Store.Ready
+	for _, in := range o.Config.Ingress.Dataverse {
+		key, err := o.Secrets.Resolve(in.Key)
+		if err != nil {
+			return h, fmt.Errorf("dataverse ingress for %s: %w", in.Topic, err)
+		}
+		h.Server.Dataverse = append(h.Server.Dataverse, dataverse.Ingress{Topic: in.Topic, Key: key})
+	}
 	if o.Config.Publish.MaxEventSize > 0 {
 		h.Server.MaxEventSize = o.Config.Publish.MaxEventSize
 	}
@@ -106,6 +144,10 @@ func (h *Hub) Close(ctx context.Context) error {
 	if h.Server != nil {
 		errs = append(errs, h.Server.Close(ctx))
 	}
+	if h.stopWatch != nil {
+		h.stopWatch()
+		<-h.watchDone
+	}
 	if h.Dispatcher != nil {
 		errs = append(errs, h.Dispatcher.Close(ctx))
 	}
@@ -120,8 +162,66 @@ func (h *Hub) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// checkFilter is the config loader's filter check.
-func checkFilter(expr string) error {
-	_, err := filter.Compile(expr)
-	return err
+// compiler wires the filter, transform, template and secret packages into
+// the dispatcher.
+func compiler(secrets *secret.Store) delivery.Compiler {
+	return delivery.Compiler{
+		Filter: filter.Compile,
+		Transform: func(program string) (delivery.Transformer, error) {
+			return transform.Compile(program)
+		},
+		Template: func(text string, isURL bool) (delivery.Template, error) {
+			parse := template.Parse
+			if isURL {
+				parse = template.ParseURL
+			}
+			t, err := parse(text)
+			if err != nil {
+				return nil, err
+			}
+			if t, err = t.Resolve(secrets.Resolve); err != nil {
+				return nil, err
+			}
+			if isURL {
+				return urlTemplate{t}, nil
+			}
+			return headerTemplate{t}, nil
+		},
+		Secret: secrets.Resolve,
+	}
+}
+
+type urlTemplate struct{ *template.Template }
+
+func (t urlTemplate) Expand(ev *crossdock.Event) (string, error) { return t.URL(ev) }
+
+type headerTemplate struct{ *template.Template }
+
+func (t headerTemplate) Expand(ev *crossdock.Event) (string, error) { return t.String(ev), nil }
+
+// configChecks are the checks the configuration loader delegates to the
+// packages that run what it describes.
+func configChecks(secrets *secret.Store) config.Options {
+	return config.Options{
+		CheckFilter: func(expr string) error {
+			_, err := filter.Compile(expr)
+			return err
+		},
+		CheckTransform: func(program string) error {
+			_, err := transform.Compile(program)
+			return err
+		},
+		CheckURLTemplate: func(text string) error {
+			_, err := template.ParseURL(text)
+			return err
+		},
+		CheckHeaderTemplate: func(text string) error {
+			_, err := template.Parse(text)
+			return err
+		},
+		CheckSecret: func(name string) error {
+			_, err := secrets.Value(name)
+			return err
+		},
+	}
 }

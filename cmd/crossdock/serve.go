@@ -6,14 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/crossdock/crossdock/config"
+	"github.com/crossdock/crossdock/secret"
 )
 
 // serveFlags are the flags serve and demo share.
 type serveFlags struct {
 	data, listen, natsURL, logLevel string
+	secretsDir                      string
 	grace                           time.Duration
 }
 
@@ -22,7 +25,21 @@ func (f *serveFlags) register(fs *flag.FlagSet, dataDefault string) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "API listen `address`")
 	fs.StringVar(&f.natsURL, "nats-url", "", "external NATS server or cluster `URL` (default: embedded JetStream)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.secretsDir, "secrets-dir", "", "`directory` of secret files, one per secret, for ${secret:NAME} references (the environment's CROSSDOCK_SECRET_NAME comes first)")
 	fs.DurationVar(&f.grace, "grace", 25*time.Second, "on SIGTERM, how long deliveries under way may finish")
+}
+
+// logging returns the secret store of the flags and a logger that never
+// prints a resolved secret.
+func (f *serveFlags) logging(w io.Writer) (*slog.Logger, *secret.Store, error) {
+	logger, err := newLogger(w, f.logLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	secrets := &secret.Store{Dir: f.secretsDir}
+	logger = slog.New(secrets.Handler(logger.Handler()))
+	secrets.Logger = logger
+	return logger, secrets, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,13 +55,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
-	logger, err := newLogger(stderr, f.logLevel)
+	logger, secrets, err := f.logging(stderr)
 	if err != nil {
 		return err
 	}
 	cfg := &config.Config{}
 	if *configPath != "" {
-		if cfg, err = config.Load(*configPath, config.Options{CheckFilter: checkFilter}); err != nil {
+		if cfg, err = config.Load(*configPath, configChecks(secrets)); err != nil {
 			return err
 		}
 	}
@@ -52,7 +69,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.JetStream.SyncAlways = true
 	}
 
-	hub, err := openHub(ctx, HubOptions{Config: cfg, DataDir: f.data, Listen: f.listen, NATSURL: f.natsURL, Logger: logger})
+	hub, err := openHub(ctx, HubOptions{Config: cfg, DataDir: f.data, Listen: f.listen, NATSURL: f.natsURL, Secrets: secrets, Logger: logger})
 	if err != nil {
 		return err
 	}
