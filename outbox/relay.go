@@ -152,6 +152,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		res, err := r.relayBatch(ctx, st)
 		var wait time.Duration
 		switch {
+		case err != nil && ctx.Err() != nil:
+			continue // stopping: the claim was cut short, nothing was published
 		case err != nil:
 			failures++
 			wait = r.backoff(failures)
@@ -187,10 +189,10 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) waitForTable(ctx context.Context, d Dialect) error {
 	for n := 1; ; n++ {
 		err := checkTable(ctx, r.DB, d)
-		if err == nil || errors.Is(err, errNoTable) || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil, errors.Is(err, errNoTable):
 			return err
 		}
 		wait := r.backoff(n)
