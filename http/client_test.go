@@ -15,16 +15,16 @@ import (
 	cdhttp "github.com/crossdock/crossdock/http"
 )
 
-func newEvent(id string) *crossdock.Event {
+func clientEvent(id string) *crossdock.Event {
 	return &crossdock.Event{
 		ID: id, Source: "/crm", SpecVersion: "1.0", Type: "sales.order.created",
 		Data: []byte(`{"order":"` + id + `"}`),
 	}
 }
 
-// wantCode fails unless err carries the code and its message contains
+// wantClientError fails unless err carries the code and its message contains
 // each part.
-func wantCode(t *testing.T, err error, code string, parts ...string) {
+func wantClientError(t *testing.T, err error, code string, parts ...string) {
 	t.Helper()
 	if got := crossdock.ErrorCode(err); got != code {
 		t.Fatalf("error %v has code %q, want %q", err, got, code)
@@ -41,7 +41,7 @@ func TestClientPublish(t *testing.T) {
 	c := cdhttp.NewClient(h.srv.URL())
 	ctx := context.Background()
 
-	res, err := c.Publish(ctx, topic, newEvent("one"))
+	res, err := c.Publish(ctx, topic, clientEvent("one"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestClientPublish(t *testing.T) {
 
 	// A batch: results in order, the repeated id a duplicate of its first
 	// sequence.
-	res, err = c.Publish(ctx, topic, newEvent("two"), newEvent("one"), newEvent("three"))
+	res, err = c.Publish(ctx, topic, clientEvent("two"), clientEvent("one"), clientEvent("three"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,45 +85,45 @@ func TestClientErrors(t *testing.T) {
 	c := cdhttp.NewClient(h.srv.URL() + "/") // a trailing slash is fine
 	ctx := context.Background()
 
-	_, err := c.Publish(ctx, "crm.unknown", newEvent("a"))
-	wantCode(t, err, crossdock.ENOTFOUND, "crm.unknown", "404")
+	_, err := c.Publish(ctx, "crm.unknown", clientEvent("a"))
+	wantClientError(t, err, crossdock.ENOTFOUND, "crm.unknown", "404")
 
-	bad := newEvent("b")
+	bad := clientEvent("b")
 	bad.Source = ""
 	_, err = c.Publish(ctx, topic, bad)
-	wantCode(t, err, crossdock.EINVALID, "400", "source")
+	wantClientError(t, err, crossdock.EINVALID, "400", "source")
 
-	_, err = c.Publish(ctx, topic, newEvent("c"), bad)
-	wantCode(t, err, crossdock.EINVALID, "event 1")
+	_, err = c.Publish(ctx, topic, clientEvent("c"), bad)
+	wantClientError(t, err, crossdock.EINVALID, "event 1")
 
-	big := newEvent("d")
+	big := clientEvent("d")
 	big.Data = []byte(`"` + strings.Repeat("x", 70<<10) + `"`)
 	_, err = c.Publish(ctx, topic, big)
-	wantCode(t, err, crossdock.ETOOLARGE, "413")
+	wantClientError(t, err, crossdock.ETOOLARGE, "413")
 
-	notJSON := newEvent("e")
+	notJSON := clientEvent("e")
 	notJSON.Data = []byte("{")
 	_, err = c.Publish(ctx, topic, notJSON)
-	wantCode(t, err, crossdock.EINVALID, "not valid JSON")
+	wantClientError(t, err, crossdock.EINVALID, "not valid JSON")
 
 	_, err = c.Publish(ctx, topic)
-	wantCode(t, err, crossdock.EINVALID, "no events")
+	wantClientError(t, err, crossdock.EINVALID, "no events")
 
 	_, err = c.Publish(ctx, topic, nil)
-	wantCode(t, err, crossdock.EINVALID, "missing")
+	wantClientError(t, err, crossdock.EINVALID, "missing")
 
-	_, err = cdhttp.NewClient("127.0.0.1:8080").Publish(ctx, topic, newEvent("f"))
-	wantCode(t, err, crossdock.EINVALID, "absolute http")
+	_, err = cdhttp.NewClient("127.0.0.1:8080").Publish(ctx, topic, clientEvent("f"))
+	wantClientError(t, err, crossdock.EINVALID, "absolute http")
 
 	// Nothing above was stored.
-	res, err := c.Publish(ctx, topic, newEvent("ok"))
+	res, err := c.Publish(ctx, topic, clientEvent("ok"))
 	if err != nil || res[0].Sequence != 1 {
 		t.Fatalf("after the refusals: %+v, %v", res, err)
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = c.Publish(cctx, topic, newEvent("g"))
+	_, err = c.Publish(cctx, topic, clientEvent("g"))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled publish: %v, want context.Canceled", err)
 	}
@@ -132,8 +132,8 @@ func TestClientErrors(t *testing.T) {
 	if err := h.broker.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Publish(ctx, topic, newEvent("h"))
-	wantCode(t, err, crossdock.EUNAVAILABLE, "503")
+	_, err = c.Publish(ctx, topic, clientEvent("h"))
+	wantClientError(t, err, crossdock.EUNAVAILABLE, "503")
 }
 
 func TestClientHubDown(t *testing.T) {
@@ -143,8 +143,8 @@ func TestClientHubDown(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	_, err = cdhttp.NewClient("http://user:hunter2@"+addr).Publish(context.Background(), topic, newEvent("a"))
-	wantCode(t, err, crossdock.EUNAVAILABLE, "cannot be reached")
+	_, err = cdhttp.NewClient("http://user:hunter2@"+addr).Publish(context.Background(), topic, clientEvent("a"))
+	wantClientError(t, err, crossdock.EUNAVAILABLE, "cannot be reached")
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error %q shows the URL's password", err)
 	}
@@ -219,8 +219,8 @@ func TestClientWire(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			setAnswer(tt.answer)
-			_, err := c.Publish(ctx, "crm.account.changed", newEvent("a"), newEvent("b"))
-			wantCode(t, err, tt.code, tt.detail)
+			_, err := c.Publish(ctx, "crm.account.changed", clientEvent("a"), clientEvent("b"))
+			wantClientError(t, err, tt.code, tt.detail)
 			s := <-got
 			if s.path != "/v1/topics/crm.account.changed/events" || s.contentType != cdhttp.ContentTypeBatch || s.auth != "Bearer k-123" {
 				t.Errorf("request %+v", s)
@@ -237,7 +237,7 @@ func TestClientWire(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, `{"id":"a","topic":"a/b","sequence":7,"duplicate":true}`)
 	})
-	res, err := c.Publish(ctx, "a/b", newEvent("a"))
+	res, err := c.Publish(ctx, "a/b", clientEvent("a"))
 	if err != nil || res[0] != (crossdock.PublishResult{ID: "a", Topic: "a/b", Sequence: 7, Duplicate: true}) {
 		t.Fatalf("results %+v, %v", res, err)
 	}
