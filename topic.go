@@ -96,6 +96,12 @@ type TopicService interface {
 
 	// Topic returns one topic; ENOTFOUND when it does not exist.
 	Topic(ctx context.Context, name string) (*Topic, error)
+
+	// DeleteTopic deletes the topic and every event stored on it.
+	// ENOTFOUND when it does not exist, EUNAVAILABLE when the broker cannot
+	// be reached. It does not check for subscriptions: callers refuse to
+	// delete a topic that one still uses.
+	DeleteTopic(ctx context.Context, name string) error
 }
 
 // Publisher stores events durably on a topic.

@@ -180,3 +180,21 @@ func (b *Broker) Event(ctx context.Context, topic string, seq uint64) (*crossdoc
 	}
 	return ev, m.Time, nil
 }
+
+// DeleteTopic deletes the topic's stream with every event on it, and the
+// durable consumers of that stream. ENOTFOUND when the topic does not
+// exist, EUNAVAILABLE when the broker cannot be reached.
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	if _, err := b.lookupTopic(ctx, name); err != nil {
+		return err
+	}
+	err := b.js.DeleteStream(ctx, streamName(name))
+	b.forgetTopic(name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return crossdock.Errorf(crossdock.ENOTFOUND, "topic %s does not exist", name)
+	}
+	if err != nil {
+		return brokerError("delete topic "+name, err)
+	}
+	return nil
+}
