@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
 	"gopkg.in/yaml.v3"
 
 	"github.com/crossdock/crossdock"
@@ -180,7 +181,7 @@ func (p *parser) headers(e entry, path string) map[string]string {
 		first[lower] = he.key
 		key := joinPath(path, name)
 		switch {
-		case !validHeaderName(name):
+		case !httpguts.ValidHeaderFieldName(name):
 			p.addf(he.key, path, "%s is not a valid header name: use letters, digits and !#$%%&'*+-.^_`|~", quote(name))
 			continue
 		case reservedHeaders[lower]:
@@ -251,24 +252,6 @@ func (p *parser) headerEntries(n *yaml.Node, path string, depth int) (own, merge
 		}
 	}
 	return own, merged
-}
-
-// validHeaderName reports whether name is an HTTP field name: a token of
-// RFC 9110.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // sensitiveHeader reports whether a header, by its lower-case name, likely

@@ -74,23 +74,10 @@ func (e *env) publish(tb testing.TB, evs ...*crossdock.Event) {
 	}
 }
 
-// journey flushes the store and returns the event's delivery in sub.
+// delivery is deliveryOn for the orders topic.
 func (e *env) delivery(tb testing.TB, id, sub string) crossdock.Delivery {
 	tb.Helper()
-	ctx := context.Background()
-	if err := e.store.Flush(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	j, err := e.store.Journey(ctx, topic, id)
-	if err != nil {
-		return crossdock.Delivery{}
-	}
-	for _, d := range j.Deliveries {
-		if d.Subscription == sub {
-			return d
-		}
-	}
-	return crossdock.Delivery{}
+	return e.deliveryOn(tb, topic, id, sub)
 }
 
 func order(id string, amount int) *crossdock.Event {

@@ -233,7 +233,7 @@ func TestTransformErrorDeadLetters(t *testing.T) {
 	target := newSink(t, ok)
 	s := sub("erp", target.URL)
 	s.Transform = `if .data.amount < 0 then error("negative amount") else .data end`
-	e.mustStartWith(t, s)
+	e.startSync(t, s)
 	e.publish(t, order("neg", -5))
 
 	var dls []crossdock.DeadLetter
@@ -336,14 +336,7 @@ func TestReplyAndWriteBack(t *testing.T) {
 	}
 }
 
-// mustStartWith runs subscriptions on the orders topic with the full
-// compiler.
-func (e *env) mustStartWith(tb testing.TB, subs ...crossdock.Subscription) {
-	tb.Helper()
-	e.startSync(tb, subs...)
-}
-
-// deliveryOn is delivery for any topic.
+// deliveryOn flushes the store and returns the event's delivery in sub.
 func (e *env) deliveryOn(tb testing.TB, topic, id, sub string) crossdock.Delivery {
 	tb.Helper()
 	if err := e.store.Flush(context.Background()); err != nil {

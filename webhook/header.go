@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/crossdock/crossdock"
 )
 
@@ -352,7 +354,7 @@ func checkHeaders(headers map[string]string, reserved func(string) bool) error {
 		seen = make(map[string]bool, len(headers))
 	}
 	for name, v := range headers {
-		if !validHeaderName(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return crossdock.Errorf(crossdock.EINVALID, "webhook: header name %q is not a valid HTTP header name", name)
 		}
 		key := http.CanonicalHeaderKey(name)
@@ -382,21 +384,4 @@ func setHeaders(h http.Header, headers map[string]string, reserved func(string) 
 		h[http.CanonicalHeaderKey(name)] = []string{v}
 	}
 	return nil
-}
-
-// validHeaderName reports whether s is an HTTP token (RFC 9110 section 5.1).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
