@@ -34,16 +34,27 @@ type Dispatcher struct {
 	// Rand returns a number in [0, 1) for back-off jitter.
 	Rand func() float64
 
+	// Store keeps the subscriptions created through the API; nil refuses
+	// PutSubscription and DeleteSubscription.
+	Store Store
+
+	// Purger deletes a removed subscription's broker state; nil leaves it.
+	Purger Purger
+
 	Logger *slog.Logger
+
+	manage sync.Mutex // serialises Replace, Remove and the API's changes
 
 	mu   sync.Mutex
 	subs map[string]*running
 }
 
-// running is one subscription with its compiled plan and consumer.
+// running is one subscription with its compiled plan, its consumer and
+// where it was defined.
 type running struct {
 	plan     atomic.Pointer[plan]
 	consumer crossdock.Consumer
+	source   string
 }
 
 var _ crossdock.SubscriptionService = (*Dispatcher)(nil)
@@ -73,38 +84,64 @@ func (d *Dispatcher) Start(ctx context.Context, subs []crossdock.Subscription) e
 	return nil
 }
 
-// Add starts running one subscription. EINVALID for a bad subscription,
-// filter, transform, template or secret reference; ECONFLICT when one of
-// the same name runs already.
+// Add starts running one subscription defined in configuration (its
+// source is SourceConfig). EINVALID for a bad subscription, filter,
+// transform, template or secret reference; ECONFLICT when one of the same
+// name runs already.
 func (d *Dispatcher) Add(ctx context.Context, sub crossdock.Subscription) error {
-	sub = sub.WithDefaults()
-	if err := sub.Validate(); err != nil {
-		return err
-	}
-	if sub.Enrich != nil && d.Fetcher == nil {
-		return crossdock.Errorf(crossdock.EINVALID, "subscription %s: enrichment is not available", sub.Name)
-	}
-	p, err := d.Compiler.compile(sub)
+	return d.add(ctx, sub, SourceConfig)
+}
+
+func (d *Dispatcher) add(ctx context.Context, sub crossdock.Subscription, source string) error {
+	p, err := d.check(sub)
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
-	_, exists := d.subs[sub.Name]
+	_, exists := d.subs[p.sub.Name]
 	d.mu.Unlock()
 	if exists {
-		return crossdock.Errorf(crossdock.ECONFLICT, "subscription %s runs already", sub.Name)
+		return crossdock.Errorf(crossdock.ECONFLICT, "subscription %s runs already", p.sub.Name)
 	}
-	r := &running{}
-	r.plan.Store(p)
-	c, err := d.Broker.Consume(ctx, sub, func(ctx context.Context, m crossdock.Message) { d.handle(ctx, r.plan.Load(), m) })
+	r, err := d.run(ctx, p, source)
 	if err != nil {
-		return fmt.Errorf("start subscription %s: %w", sub.Name, err)
+		return err
 	}
-	r.consumer = c
 	d.mu.Lock()
-	d.subs[sub.Name] = r
+	d.subs[p.sub.Name] = r
 	d.mu.Unlock()
 	return nil
+}
+
+// Check validates and compiles a subscription as Add would, starting
+// nothing. EINVALID naming the bad field.
+func (d *Dispatcher) Check(sub crossdock.Subscription) error {
+	_, err := d.check(sub)
+	return err
+}
+
+// check compiles a subscription with defaults applied.
+func (d *Dispatcher) check(sub crossdock.Subscription) (*plan, error) {
+	sub = sub.WithDefaults()
+	if err := sub.Validate(); err != nil {
+		return nil, err
+	}
+	if sub.Enrich != nil && d.Fetcher == nil {
+		return nil, crossdock.Errorf(crossdock.EINVALID, "subscription %s: enrichment is not available", sub.Name)
+	}
+	return d.Compiler.compile(sub)
+}
+
+// run starts the consumer of a compiled subscription.
+func (d *Dispatcher) run(ctx context.Context, p *plan, source string) (*running, error) {
+	r := &running{source: source}
+	r.plan.Store(p)
+	c, err := d.Broker.Consume(ctx, p.sub, func(ctx context.Context, m crossdock.Message) { d.handle(ctx, r.plan.Load(), m) })
+	if err != nil {
+		return nil, fmt.Errorf("start subscription %s: %w", p.sub.Name, err)
+	}
+	r.consumer = c
+	return r, nil
 }
 
 // Recompile compiles every running subscription again, as after a secret

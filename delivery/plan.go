@@ -61,7 +61,7 @@ func (c *Compiler) compile(sub crossdock.Subscription) (*plan, error) {
 			return nil, crossdock.Errorf(crossdock.EINVALID, "subscription %s: filters are not available", sub.Name)
 		}
 		if p.filter, err = c.Filter(sub.Filter); err != nil {
-			return nil, err
+			return nil, fieldError(sub.Name, "filter", err)
 		}
 	}
 	if sub.Transform != "" {
@@ -69,27 +69,37 @@ func (c *Compiler) compile(sub crossdock.Subscription) (*plan, error) {
 			return nil, crossdock.Errorf(crossdock.EINVALID, "subscription %s: transforms are not available", sub.Name)
 		}
 		if p.transform, err = c.Transform(sub.Transform); err != nil {
-			return nil, err
+			return nil, fieldError(sub.Name, "transform", err)
 		}
 	}
 	if p.url, err = c.template(sub.Destination.URL, true); err != nil {
-		return nil, fmt.Errorf("subscription %s: destination url: %w", sub.Name, err)
+		return nil, fieldError(sub.Name, "destination.url", err)
 	}
 	if p.headers, err = c.templates(sub.Destination.Headers); err != nil {
-		return nil, fmt.Errorf("subscription %s: destination headers: %w", sub.Name, err)
+		return nil, fieldError(sub.Name, "destination.headers", err)
 	}
 	if p.secret, err = c.secret(sub.Destination.Secret); err != nil {
-		return nil, fmt.Errorf("subscription %s: destination secret: %w", sub.Name, err)
+		return nil, fieldError(sub.Name, "destination.secret", err)
 	}
 	if e := sub.Enrich; e != nil {
 		if p.enrichURL, err = c.template(e.URL, true); err != nil {
-			return nil, fmt.Errorf("subscription %s: enrich url: %w", sub.Name, err)
+			return nil, fieldError(sub.Name, "enrich.url", err)
 		}
 		if p.enrichHeaders, err = c.templates(e.Headers); err != nil {
-			return nil, fmt.Errorf("subscription %s: enrich headers: %w", sub.Name, err)
+			return nil, fieldError(sub.Name, "enrich.headers", err)
 		}
 	}
 	return p, nil
+}
+
+// fieldError names the subscription and the field in err's message, so an
+// API caller reads which one to fix; the code stays err's.
+func fieldError(sub, field string, err error) error {
+	code := crossdock.ErrorCode(err)
+	if code == crossdock.EINTERNAL {
+		return fmt.Errorf("subscription %s: %s: %w", sub, field, err)
+	}
+	return crossdock.Errorf(code, "subscription %s: %s: %v", sub, field, err)
 }
 
 func (c *Compiler) template(text string, url bool) (Template, error) {

@@ -1,5 +1,6 @@
 // Package http serves crossdock's REST API: publishing CloudEvents to
-// topics, reading topics and subscriptions with their live stats, browsing,
+// topics, reading, creating, changing and deleting topics and
+// subscriptions (with their live stats), browsing,
 // resubmitting and purging dead letters, looking up an event's journey,
 // health and readiness probes, and the OpenAPI document that describes all
 // of it. Errors are RFC 9457 problem details (application/problem+json).
@@ -48,6 +49,10 @@ type Server struct {
 
 	// Subscriptions lists the subscriptions the hub runs.
 	Subscriptions crossdock.SubscriptionService
+
+	// Manage creates, replaces and deletes subscriptions through the API;
+	// nil answers PUT and DELETE on subscriptions with 501.
+	Manage SubscriptionManager
 
 	// StoreReady reports the readiness of the journey store; nil means
 	// there is nothing to check.
@@ -177,8 +182,12 @@ func (s *Server) routes() []route {
 		{"POST", "/v1/ingress/dataverse/{topic}", s.handleDataverse},
 		{"GET", "/v1/topics", s.handleTopics},
 		{"GET", "/v1/topics/{topic}", s.handleTopic},
+		{"PUT", "/v1/topics/{topic}", s.handlePutTopic},
+		{"DELETE", "/v1/topics/{topic}", s.handleDeleteTopic},
 		{"GET", "/v1/subscriptions", s.handleSubscriptions},
 		{"GET", "/v1/subscriptions/{name}", s.handleSubscription},
+		{"PUT", "/v1/subscriptions/{name}", s.handlePutSubscription},
+		{"DELETE", "/v1/subscriptions/{name}", s.handleDeleteSubscription},
 		{"GET", "/v1/subscriptions/{name}/dead-letters", s.handleDeadLetters},
 		// ServeMux takes ':' inside a literal segment, so the custom method
 		// needs no dispatch of its own; %3A in the request path matches too.

@@ -17,23 +17,38 @@ const (
 	maxDeadLetterLimit     = 500
 )
 
-// subscriptionView is a subscription as the API shows it: the root type's
-// fields with defaults filled in, durations as Go duration strings, the
-// secret replaced by whether one is set.
+// subscriptionView is a subscription as the API shows it and takes it on
+// PUT: the root type's fields with defaults filled in, durations as Go
+// duration strings, where it was defined, and the secret replaced by
+// whether one is set. Templates and ${secret:NAME} references show as
+// written.
 type subscriptionView struct {
 	Name        string                       `json:"name"`
 	Topic       string                       `json:"topic"`
+	Source      string                       `json:"source,omitempty"`
 	Filter      string                       `json:"filter,omitempty"`
+	Enrich      *enrichView                  `json:"enrich,omitempty"`
+	Transform   string                       `json:"transform,omitempty"`
 	Destination destinationView              `json:"destination"`
 	Retry       retryView                    `json:"retry"`
+	Reply       *crossdock.Reply             `json:"reply,omitempty"`
 	MaxInFlight int                          `json:"max_in_flight"`
 	Stats       *crossdock.SubscriptionStats `json:"stats,omitempty"`
 }
 
+type enrichView struct {
+	URL        string            `json:"url"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	OnNotFound string            `json:"on_not_found"`
+	Timeout    string            `json:"timeout"`
+}
+
 type destinationView struct {
-	URL       string `json:"url"`
-	SecretSet bool   `json:"secret_set"`
-	Timeout   string `json:"timeout"`
+	URL       string            `json:"url"`
+	Method    string            `json:"method"`
+	Headers   map[string]string `json:"headers,omitempty"`
+	SecretSet bool              `json:"secret_set"`
+	Timeout   string            `json:"timeout"`
 }
 
 type retryView struct {
@@ -43,14 +58,19 @@ type retryView struct {
 	MaxInterval     string  `json:"max_interval"`
 }
 
-func newSubscriptionView(sub crossdock.Subscription) subscriptionView {
+// newSubscriptionView returns the view of sub; source is "" when unknown.
+func newSubscriptionView(sub crossdock.Subscription, source string) subscriptionView {
 	sub = sub.WithDefaults()
-	return subscriptionView{
-		Name:   sub.Name,
-		Topic:  sub.Topic,
-		Filter: sub.Filter,
+	v := subscriptionView{
+		Name:      sub.Name,
+		Topic:     sub.Topic,
+		Source:    source,
+		Filter:    sub.Filter,
+		Transform: sub.Transform,
 		Destination: destinationView{
 			URL:       redactURL(sub.Destination.URL),
+			Method:    sub.Destination.Method,
+			Headers:   sub.Destination.Headers,
 			SecretSet: sub.Destination.Secret != "",
 			Timeout:   sub.Destination.Timeout.String(),
 		},
@@ -60,8 +80,21 @@ func newSubscriptionView(sub crossdock.Subscription) subscriptionView {
 			Multiplier:      sub.Retry.Multiplier,
 			MaxInterval:     sub.Retry.MaxInterval.String(),
 		},
+		Reply:       sub.Reply,
 		MaxInFlight: sub.MaxInFlight,
 	}
+	if e := sub.Enrich; e != nil {
+		v.Enrich = &enrichView{URL: redactURL(e.URL), Headers: e.Headers, OnNotFound: e.OnNotFound, Timeout: e.Timeout.String()}
+	}
+	return v
+}
+
+// source returns where a subscription was defined, "" without a manager.
+func (s *Server) source(name string) string {
+	if s.Manage == nil {
+		return ""
+	}
+	return s.Manage.Source(name)
 }
 
 // redactURL hides a password in a destination URL's user information.
@@ -81,7 +114,7 @@ func (s *Server) handleSubscriptions(w http.ResponseWriter, r *http.Request) err
 	}
 	items := make([]subscriptionView, 0, len(subs))
 	for _, sub := range subs {
-		items = append(items, newSubscriptionView(sub))
+		items = append(items, newSubscriptionView(sub, s.source(sub.Name)))
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"items": items})
 }
@@ -106,7 +139,7 @@ func (s *Server) handleSubscription(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	view := newSubscriptionView(*sub)
+	view := newSubscriptionView(*sub, s.source(sub.Name))
 	view.Stats = &stats
 	return writeJSON(w, http.StatusOK, view)
 }

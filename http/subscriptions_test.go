@@ -116,8 +116,8 @@ func TestSubscriptionStats(t *testing.T) {
 	}
 
 	wantBody(t, h.get("/v1/subscriptions", "/v1/subscriptions"), 200, `{"items":[`+
-		`{"name":"archive","topic":"sales.order.created","destination":{"url":"https://erp.example/hooks/archive","secret_set":false,"timeout":"10s"},"retry":{"max_attempts":10,"initial_interval":"1s","multiplier":2,"max_interval":"5m0s"},"max_in_flight":1},`+
-		`{"name":"fulfilment","topic":"sales.order.created","destination":{"url":"https://api:xxxxx@erp.example/orders","secret_set":true,"timeout":"10s"},"retry":{"max_attempts":3,"initial_interval":"1.5s","multiplier":2,"max_interval":"5m0s"},"max_in_flight":1}]}`)
+		`{"name":"archive","topic":"sales.order.created","destination":{"url":"https://erp.example/hooks/archive","method":"POST","secret_set":false,"timeout":"10s"},"retry":{"max_attempts":10,"initial_interval":"1s","multiplier":2,"max_interval":"5m0s"},"max_in_flight":1},`+
+		`{"name":"fulfilment","topic":"sales.order.created","destination":{"url":"https://api:xxxxx@erp.example/orders","method":"POST","secret_set":true,"timeout":"10s"},"retry":{"max_attempts":3,"initial_interval":"1.5s","multiplier":2,"max_interval":"5m0s"},"max_in_flight":1}]}`)
 	wantProblem(t, h.get("/v1/subscriptions/{name}", "/v1/subscriptions/nope"), 404, "not_found", "/v1/subscriptions/nope", "nope")
 }
 
