@@ -92,8 +92,21 @@ func openHub(ctx context.Context, o HubOptions) (h *Hub, err error) {
 	h.Dispatcher.Journeys = h.Store
 	h.Dispatcher.Compiler = compiler(o.Secrets)
 	h.Dispatcher.Logger = o.Logger
+	h.Dispatcher.Purger = h.Broker
+	if h.Dispatcher.Store, err = h.Broker.SubscriptionStore(ctx); err != nil {
+		return h, fmt.Errorf("open subscription store: %w", err)
+	}
 	if err := h.Dispatcher.Start(ctx, o.Config.Subscriptions); err != nil {
 		return h, err
+	}
+	// Subscriptions created through the API come after the file's, which
+	// win a name both define.
+	n, err := h.Dispatcher.LoadStored(ctx)
+	if err != nil {
+		return h, err
+	}
+	if n > 0 {
+		o.Logger.Info("subscriptions created through the API are running", "count", n)
 	}
 
 	// A changed secret file takes effect without a restart: the
@@ -119,6 +132,7 @@ func openHub(ctx context.Context, o HubOptions) (h *Hub, err error) {
 	h.Server.Broker = h.Broker
 	h.Server.Journeys = h.Store
 	h.Server.Subscriptions = h.Dispatcher
+	h.Server.Manage = h.Dispatcher
 	h.Server.StoreReady = h.Store.Ready
 	for _, in := range o.Config.Ingress.Dataverse {
 		key, err := o.Secrets.Resolve(in.Key)
@@ -190,6 +204,8 @@ func compiler(secrets *secret.Store) delivery.Compiler {
 		Secret: secrets.Resolve,
 	}
 }
+
+var _ cdhttp.SubscriptionManager = (*delivery.Dispatcher)(nil)
 
 type urlTemplate struct{ *template.Template }
 
