@@ -61,11 +61,28 @@ func (s *Server) handleDataverse(w http.ResponseWriter, r *http.Request) error {
 // their lengths do not show either.
 func (s *Server) authenticateDataverse(r *http.Request, topic string) error {
 	var keys [][sha256.Size]byte
+	unreadable := false
 	for _, in := range s.Dataverse {
-		// An empty key would let through every request without one.
-		if in.Topic == topic && in.Key != "" {
-			keys = append(keys, sha256.Sum256([]byte(in.Key)))
+		if in.Topic != topic {
+			continue
 		}
+		key := in.Key
+		if s.ResolveKey != nil {
+			var err error
+			if key, err = s.ResolveKey(key); err != nil {
+				// The error names the secret, never a value.
+				s.logger().Error("resolve Dataverse ingress key", "topic", topic, "error", err)
+				unreadable = true
+				continue
+			}
+		}
+		// An empty key would let through every request without one.
+		if key != "" {
+			keys = append(keys, sha256.Sum256([]byte(key)))
+		}
+	}
+	if len(keys) == 0 && unreadable {
+		return crossdock.Errorf(crossdock.EUNAVAILABLE, "the key of the Dataverse ingress for topic %s cannot be read now", topic)
 	}
 	if len(keys) == 0 {
 		return crossdock.Errorf(crossdock.ENOTFOUND, "no Dataverse ingress is configured for topic %q", topic)

@@ -66,6 +66,11 @@ type Server struct {
 	// POST /v1/ingress/dataverse/{topic} takes events for, and their keys.
 	Dataverse []dataverse.Ingress
 
+	// ResolveKey resolves the secret references (${secret:NAME}) of a
+	// Dataverse ingress key on every request, so a rotated key file takes
+	// effect at once; nil uses keys as they are.
+	ResolveKey func(text string) (string, error)
+
 	handlerOnce sync.Once
 	mux         *http.ServeMux
 	handler     http.Handler

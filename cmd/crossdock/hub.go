@@ -135,12 +135,14 @@ func openHub(ctx context.Context, o HubOptions) (h *Hub, err error) {
 	h.Server.Manage = h.Dispatcher
 	h.Server.StoreReady = h.Store.Ready
 	for _, in := range o.Config.Ingress.Dataverse {
-		key, err := o.Secrets.Resolve(in.Key)
-		if err != nil {
+		// Checked now so a missing secret stops the start; resolved again
+		// per request so a rotated key takes effect at once.
+		if _, err := o.Secrets.Resolve(in.Key); err != nil {
 			return h, fmt.Errorf("dataverse ingress for %s: %w", in.Topic, err)
 		}
-		h.Server.Dataverse = append(h.Server.Dataverse, dataverse.Ingress{Topic: in.Topic, Key: key})
+		h.Server.Dataverse = append(h.Server.Dataverse, dataverse.Ingress{Topic: in.Topic, Key: in.Key})
 	}
+	h.Server.ResolveKey = o.Secrets.Resolve
 	if o.Config.Publish.MaxEventSize > 0 {
 		h.Server.MaxEventSize = o.Config.Publish.MaxEventSize
 	}

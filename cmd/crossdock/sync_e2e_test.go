@@ -13,9 +13,8 @@ import (
 )
 
 // TestDataverseIngressAndSecretRotation runs the built binary with a
-// Dataverse ingress whose key comes from the environment and a destination
-// header whose value comes from a secrets directory, then rotates that file
-// while the hub runs.
+// Dataverse ingress key and a destination header value from a secrets
+// directory, and rotates both files while the hub runs.
 func TestDataverseIngressAndSecretRotation(t *testing.T) {
 	dir := t.TempDir()
 	secrets := filepath.Join(dir, "secrets")
@@ -59,7 +58,9 @@ ingress:
     - topic: crm.account.changed
       key: "${secret:dataverse-key}"
 `, erp.URL+"/customers/{{subject}}"))
-	t.Setenv("CROSSDOCK_SECRET_DATAVERSE_KEY", "dv-key-456")
+	if err := os.WriteFile(filepath.Join(secrets, "dataverse-key"), []byte("dv-key-456\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	h := startHub(t, "--config", cfg, "--data", filepath.Join(dir, "data"), "--secrets-dir", secrets)
 
 	body, err := os.ReadFile(filepath.Join("..", "..", "dataverse", "testdata", "update-account.json"))
@@ -103,6 +104,16 @@ ingress:
 		if time.Now().After(deadline) {
 			t.Fatal("the rotated secret never reached a delivery")
 		}
+	}
+	// A rotated ingress key takes effect at once: the old one is refused.
+	if err := os.WriteFile(filepath.Join(secrets, "dataverse-key"), []byte("dv-key-new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := post("?code=dv-key-456", "op-old"); code != http.StatusUnauthorized {
+		t.Fatalf("the old Dataverse key answered %d after rotation", code)
+	}
+	if code := post("?code=dv-key-new", "op-new"); code != http.StatusAccepted {
+		t.Fatalf("the new Dataverse key answered %d", code)
 	}
 	if strings.Contains(h.stderr.String(), "key-one-123") || strings.Contains(h.stderr.String(), "dv-key-456") {
 		t.Fatalf("a secret value reached the log:\n%s", h.stderr)
