@@ -28,12 +28,7 @@ func (s *Server) handleDataverse(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	buf := bufferPool.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledBuffer {
-			buf.Reset()
-			bufferPool.Put(buf)
-		}
-	}()
+	defer putBuffer(buf)
 	if err := readBody(w, r, buf, s.maxEventSize()); err != nil {
 		return err
 	}

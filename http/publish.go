@@ -19,6 +19,14 @@ var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // maxPooledBuffer keeps the rare huge body from pinning its buffer.
 const maxPooledBuffer = 256 << 10
 
+// putBuffer returns a request-body buffer to the pool.
+func putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuffer {
+		buf.Reset()
+		bufferPool.Put(buf)
+	}
+}
+
 // Shared header values, so the hot path does not allocate them; net/http
 // never modifies a header's value slice.
 var (
@@ -34,12 +42,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 		return crossdock.Errorf(crossdock.ENOTFOUND, "topic %q does not exist: topic names are lower-case dot-separated segments such as sales.order.created", topic)
 	}
 	buf := bufferPool.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledBuffer {
-			buf.Reset()
-			bufferPool.Put(buf)
-		}
-	}()
+	defer putBuffer(buf)
 	if err := readBody(w, r, buf, s.maxEventSize()); err != nil {
 		return err
 	}
