@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/crossdock/crossdock"
 )
@@ -97,13 +98,24 @@ func (s *Server) source(name string) string {
 	return s.Manage.Source(name)
 }
 
-// redactURL hides a password in a destination URL's user information.
+// redactURL hides a password in a URL's user information and otherwise
+// returns the URL as written, so templates such as {{subject}} read as
+// they were configured.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.User == nil {
 		return raw
 	}
-	return u.Redacted()
+	if _, ok := u.User.Password(); !ok {
+		return raw
+	}
+	rest, ok := strings.CutPrefix(raw, u.Scheme+"://")
+	at := strings.IndexByte(rest, '@')
+	colon := strings.IndexByte(rest, ':')
+	if !ok || at < 0 || colon < 0 || colon > at {
+		return u.Redacted()
+	}
+	return u.Scheme + "://" + rest[:colon] + ":xxxxx" + rest[at:]
 }
 
 // handleSubscriptions answers every subscription's settings, without stats.

@@ -53,7 +53,7 @@ type subscriptionBody struct {
 func TestSubscriptionStats(t *testing.T) {
 	fulfil := subscription("fulfilment")
 	fulfil.Destination.Secret = "whsec_c2VjcmV0LXZhbHVlLXRoYXQtbXVzdC1ub3QtbGVhaw=="
-	fulfil.Destination.URL = "https://api:hunter2@erp.example/orders"
+	fulfil.Destination.URL = "https://api:hunter2@erp.example/orders/{{subject}}?src={{source}}"
 	fulfil.Destination.Timeout = 10 * time.Second
 	fulfil.Retry = crossdock.RetryPolicy{MaxAttempts: 3, InitialInterval: 1500 * time.Millisecond}
 	archive := subscription("archive")
@@ -102,7 +102,7 @@ func TestSubscriptionStats(t *testing.T) {
 	if !got.Destination.SecretSet || strings.Contains(raw, "whsec_") || strings.Contains(raw, "hunter2") || strings.Contains(raw, `"secret"`) {
 		t.Errorf("secret handling: %s", raw)
 	}
-	if got.Destination.URL != "https://api:xxxxx@erp.example/orders" {
+	if got.Destination.URL != "https://api:xxxxx@erp.example/orders/{{subject}}?src={{source}}" { // as written, password hidden
 		t.Errorf("url = %q", got.Destination.URL)
 	}
 	if got.Destination.Timeout != "10s" || got.Retry.InitialInterval != "1.5s" || got.Retry.MaxInterval != "5m0s" || got.Retry.MaxAttempts != 3 {
@@ -117,7 +117,7 @@ func TestSubscriptionStats(t *testing.T) {
 
 	wantBody(t, h.get("/v1/subscriptions", "/v1/subscriptions"), 200, `{"items":[`+
 		`{"name":"archive","topic":"sales.order.created","destination":{"url":"https://erp.example/hooks/archive","method":"POST","secret_set":false,"timeout":"10s"},"retry":{"max_attempts":10,"initial_interval":"1s","multiplier":2,"max_interval":"5m0s"},"max_in_flight":1},`+
-		`{"name":"fulfilment","topic":"sales.order.created","destination":{"url":"https://api:xxxxx@erp.example/orders","method":"POST","secret_set":true,"timeout":"10s"},"retry":{"max_attempts":3,"initial_interval":"1.5s","multiplier":2,"max_interval":"5m0s"},"max_in_flight":1}]}`)
+		`{"name":"fulfilment","topic":"sales.order.created","destination":{"url":"https://api:xxxxx@erp.example/orders/{{subject}}?src={{source}}","method":"POST","secret_set":true,"timeout":"10s"},"retry":{"max_attempts":3,"initial_interval":"1.5s","multiplier":2,"max_interval":"5m0s"},"max_in_flight":1}]}`)
 	wantProblem(t, h.get("/v1/subscriptions/{name}", "/v1/subscriptions/nope"), 404, "not_found", "/v1/subscriptions/nope", "nope")
 }
 
