@@ -1,91 +1,14 @@
 package sqlite_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/crossdock/crossdock"
-	"github.com/crossdock/crossdock/sqlite"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if templates.dir != "" {
-		os.RemoveAll(templates.dir)
-	}
-	os.Exit(code)
-}
-
-// templates are pre-filled database files, built once per process and
-// copied for each benchmark run.
-var templates struct {
-	sync.Mutex
-	dir   string
-	files map[string]string
-}
-
-// MustOpenFilled opens a copy of a database pre-filled with pubs
-// publications and outs outcomes.
-func MustOpenFilled(b *testing.B, pubs, outs int) *sqlite.DB {
-	b.Helper()
-	templates.Lock()
-	defer templates.Unlock()
-	name := fmt.Sprintf("filled-%d-%d.db", pubs, outs)
-	if templates.files[name] == "" {
-		if templates.dir == "" {
-			dir, err := os.MkdirTemp("", "crossdock-bench-")
-			if err != nil {
-				b.Fatal(err)
-			}
-			templates.dir, templates.files = dir, make(map[string]string)
-		}
-		path := filepath.Join(templates.dir, name)
-		db, err := sqlite.Open(context.Background(), path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		start := time.Now()
-		if err := sqlite.Prefill(context.Background(), db, pubs, outs); err != nil {
-			b.Fatal(err)
-		}
-		if err := db.Close(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		b.Logf("pre-filled %d rows in %v", pubs+outs, time.Since(start).Round(time.Millisecond))
-		templates.files[name] = path
-	}
-	path := filepath.Join(b.TempDir(), "crossdock.db")
-	if err := copyFile(path, templates.files[name]); err != nil {
-		b.Fatal(err)
-	}
-	return MustOpenPath(b, path)
-}
-
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
 
 // ids returns n random 32-character hex event ids, like the uuids
 // publishers send.
@@ -106,16 +29,7 @@ const benchWindow = 16384
 // BenchmarkRecordPublication measures publications written per second, Flush
 // included, and the cost of the RecordPublication call itself.
 func BenchmarkRecordPublication(b *testing.B) {
-	benchmarkRecordPublication(b, MustOpen(b))
-}
-
-// BenchmarkRecordPublicationAt5M is BenchmarkRecordPublication on a
-// database that holds 5 million publications already.
-func BenchmarkRecordPublicationAt5M(b *testing.B) {
-	benchmarkRecordPublication(b, MustOpenFilled(b, 5_000_000, 0))
-}
-
-func benchmarkRecordPublication(b *testing.B, db *sqlite.DB) {
+	db := MustOpen(b)
 	id := ids(min(b.N, 1<<20))
 	at := time.Now()
 	b.ReportAllocs()
@@ -144,16 +58,7 @@ func benchmarkRecordPublication(b *testing.B, db *sqlite.DB) {
 // written per second, Flush included: four subscriptions per event, the
 // first attempt of one in four retried.
 func BenchmarkRecordOutcome(b *testing.B) {
-	benchmarkRecordOutcome(b, MustOpen(b))
-}
-
-// BenchmarkRecordOutcomeAt5M is BenchmarkRecordOutcome on a database that
-// holds 5 million outcomes already.
-func BenchmarkRecordOutcomeAt5M(b *testing.B) {
-	benchmarkRecordOutcome(b, MustOpenFilled(b, 0, 5_000_000))
-}
-
-func benchmarkRecordOutcome(b *testing.B, db *sqlite.DB) {
+	db := MustOpen(b)
 	id := ids(min(b.N/4+1, 1<<18))
 	subs := []string{"fulfilment", "sms", "inventory", "archive"}
 	at := time.Now()
@@ -174,45 +79,6 @@ func benchmarkRecordOutcome(b *testing.B, db *sqlite.DB) {
 				o.Status, o.Attempt = crossdock.StatusRetrying, failed
 			}
 			db.RecordOutcome(o)
-		}
-		recording += time.Since(t0)
-		i += n
-		if err := db.Flush(b.Context()); err != nil {
-			b.Fatal(err)
-		}
-	}
-	elapsed, cpu := time.Since(start), cpuTime()-cpu0
-	b.StopTimer()
-	report(b, db.Dropped(), elapsed, cpu, recording)
-}
-
-// BenchmarkRecordJourneysAt5M measures records written per second, Flush
-// included, in the hub's mix (three publications to two outcomes, each with
-// an attempt), on a database that holds 3 million publications and 2
-// million outcomes already.
-func BenchmarkRecordJourneysAt5M(b *testing.B) {
-	db := MustOpenFilled(b, 3_000_000, 2_000_000)
-	id := ids(min(b.N, 1<<20))
-	subs := []string{"fulfilment", "sms"}
-	at := time.Now()
-	ok := &crossdock.Attempt{At: at, StatusCode: 200, DurationMS: 12}
-	b.ReportAllocs()
-	b.ResetTimer()
-	var recording time.Duration
-	start, cpu0 := time.Now(), cpuTime()
-	for i := 0; i < b.N; {
-		t0 := time.Now()
-		n := min(benchWindow, b.N-i)
-		for k := range n {
-			j := i + k
-			if r := j % 5; r < 3 {
-				e := id[(j/5*3+r)%len(id)]
-				db.RecordPublication(crossdock.Publication{Topic: "sales.order.created", ID: e,
-					Sequence: uint64(j + 1), CorrelationID: e, PublishedAt: at})
-				continue
-			}
-			db.RecordOutcome(crossdock.Outcome{Topic: "sales.order.created", EventID: id[(j/5*3)%len(id)],
-				Sequence: uint64(j/5*3 + 1), Subscription: subs[j%5-3], Status: crossdock.StatusDelivered, Attempt: ok})
 		}
 		recording += time.Since(t0)
 		i += n

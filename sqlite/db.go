@@ -156,21 +156,18 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Never edit one that has shipped: append a new one.
 var migrations = []string{
 	`
--- Events are found by key, a 64-bit hash of (topic, id) (eventKey), then
--- by comparing the text: an index entry of a few bytes rather than the id's
--- 32 or more keeps far more of the index in the page cache, where inserts at
--- random keys land. Two events whose keys collide (odds about 1 in 10^6 with
--- 5 million rows kept) share one publication row, the later one's.
+-- Keyed by id first, so that a lookup by event id alone needs no other
+-- index: the events of correlation id C are those with correlation_id = C
+-- (the partial index) and the one with id = C and correlation_id IS NULL.
 CREATE TABLE publications (
-	key            INTEGER NOT NULL, -- eventKey(topic, id)
 	id             TEXT    NOT NULL,
 	topic          TEXT    NOT NULL,
 	sequence       INTEGER NOT NULL,
 	correlation_id TEXT,             -- NULL when it is the id, as by default
 	published_at   INTEGER NOT NULL, -- unix nanoseconds
-	recorded_at    INTEGER NOT NULL  -- unix nanoseconds, never decreasing in rowid order
+	recorded_at    INTEGER NOT NULL, -- unix nanoseconds, never decreasing in rowid order
+	PRIMARY KEY (id, topic)
 );
-CREATE UNIQUE INDEX publications_key ON publications (key);
 CREATE INDEX publications_correlation_id ON publications (correlation_id)
 	WHERE correlation_id IS NOT NULL;
 
@@ -179,7 +176,6 @@ CREATE INDEX publications_correlation_id ON publications (correlation_id)
 -- those that carry one. Appending costs one index insert per outcome, where
 -- a table of deliveries updated in place costs three.
 CREATE TABLE outcomes (
-	event_key    INTEGER NOT NULL, -- eventKey(topic, event_id)
 	topic        TEXT    NOT NULL,
 	event_id     TEXT    NOT NULL,
 	subscription TEXT    NOT NULL,
@@ -191,7 +187,7 @@ CREATE TABLE outcomes (
 	error        TEXT,
 	duration_ms  INTEGER
 );
-CREATE INDEX outcomes_event ON outcomes (event_key);
+CREATE INDEX outcomes_event ON outcomes (event_id, topic);
 
 CREATE TABLE counts (
 	subscription TEXT PRIMARY KEY,
@@ -203,22 +199,6 @@ CREATE TABLE counts (
 }
 
 // migrate applies the migrations the file lacks, in one transaction each.
-// eventKey is the 64-bit FNV-1a hash of topic, a zero byte and id: the key
-// publications and outcomes are indexed by. Never change it: the files
-// store it.
-func eventKey(topic, id string) int64 {
-	const offset, prime = 14695981039346656037, 1099511628211
-	h := uint64(offset)
-	for i := 0; i < len(topic); i++ {
-		h = (h ^ uint64(topic[i])) * prime
-	}
-	h *= prime // the zero byte between topic and id
-	for i := 0; i < len(id); i++ {
-		h = (h ^ uint64(id[i])) * prime
-	}
-	return int64(h)
-}
-
 func (db *DB) migrate(ctx context.Context) error {
 	for {
 		done, err := db.migrateOne(ctx)

@@ -349,19 +349,3 @@ func TestOpenInvalidPath(t *testing.T) {
 		}
 	}
 }
-
-// The stored keys outlive the binary: eventKey must never change.
-func TestEventKeyIsStable(t *testing.T) {
-	for _, tt := range []struct {
-		topic, id string
-		want      int64
-	}{
-		{"", "", -5808590958014384161}, // FNV-1a of a zero byte
-		{"sales.order.created", "a", 378626628743368876},
-		{"sales.order", "created.a", 2486152213036905476}, // the zero byte keeps them apart
-	} {
-		if got := sqlite.EventKey(tt.topic, tt.id); got != tt.want {
-			t.Errorf("EventKey(%q, %q) = %d, want %d", tt.topic, tt.id, got, tt.want)
-		}
-	}
-}

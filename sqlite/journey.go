@@ -24,12 +24,11 @@ func (db *DB) Journey(ctx context.Context, topic, id string) (*crossdock.Journey
 	}
 	defer tx.Rollback()
 
-	key := eventKey(topic, id)
 	j := &crossdock.Journey{Topic: topic, Deliveries: []crossdock.Delivery{}}
 	var sequence, publishedAt int64
 	err = tx.QueryRowContext(ctx, `
-SELECT sequence, published_at FROM publications WHERE key = ?1 AND id = ?2 AND topic = ?3`,
-		key, id, topic).Scan(&sequence, &publishedAt)
+SELECT sequence, published_at FROM publications WHERE id = ?1 AND topic = ?2`,
+		id, topic).Scan(&sequence, &publishedAt)
 	published := err == nil
 	switch {
 	case published:
@@ -41,7 +40,7 @@ SELECT sequence, published_at FROM publications WHERE key = ?1 AND id = ?2 AND t
 
 	rows, err := tx.QueryContext(ctx, `
 SELECT subscription, sequence, status, attempt_at, status_code, error, duration_ms
-FROM outcomes WHERE event_key = ?1 AND event_id = ?2 AND topic = ?3 ORDER BY rowid`, key, id, topic)
+FROM outcomes WHERE event_id = ?1 AND topic = ?2 ORDER BY rowid`, id, topic)
 	if err != nil {
 		return nil, fmt.Errorf("journey %s/%s: outcomes: %w", topic, id, err)
 	}

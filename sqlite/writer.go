@@ -312,15 +312,15 @@ func (w *writer) prepare(ctx context.Context) error {
 	// REPLACE rather than an upsert: a republished event takes a new
 	// rowid, which keeps recorded_at in rowid order for pruning.
 	w.publish, err = w.prepareInsert(ctx,
-		`INSERT OR REPLACE INTO publications (key, id, topic, sequence, correlation_id, published_at, recorded_at)`, 7, ``)
+		`INSERT OR REPLACE INTO publications (id, topic, sequence, correlation_id, published_at, recorded_at)`, 6, ``)
 	if err != nil {
 		return fmt.Errorf("prepare publication insert: %w", err)
 	}
 	// OR IGNORE although the batch fills every NOT NULL column: a
 	// statement that cannot abort halfway needs no statement journal.
 	w.outcome, err = w.prepareInsert(ctx,
-		`INSERT OR IGNORE INTO outcomes (event_key, topic, event_id, subscription, sequence, status, recorded_at,
-			attempt_at, status_code, error, duration_ms)`, 11, ``)
+		`INSERT OR IGNORE INTO outcomes (topic, event_id, subscription, sequence, status, recorded_at,
+			attempt_at, status_code, error, duration_ms)`, 10, ``)
 	if err != nil {
 		return fmt.Errorf("prepare outcome insert: %w", err)
 	}
@@ -363,10 +363,10 @@ func (w *writer) write(ctx context.Context) error {
 			if r.key != r.id {
 				corr = r.key
 			}
-			pubs = append(pubs, eventKey(r.topic, r.id), r.id, r.topic, int64(r.sequence), corr, unixNano(r.at), w.stamp)
+			pubs = append(pubs, r.id, r.topic, int64(r.sequence), corr, unixNano(r.at), w.stamp)
 			continue
 		}
-		outs = append(outs, eventKey(r.topic, r.id), r.topic, r.id, r.key, int64(r.sequence), string(r.status), w.stamp)
+		outs = append(outs, r.topic, r.id, r.key, int64(r.sequence), string(r.status), w.stamp)
 		if a := r.attempt; a != nil {
 			outs = append(outs, unixNano(a.At), int64(a.StatusCode), a.Error, a.DurationMS)
 		} else {
