@@ -33,29 +33,10 @@ func compiler() delivery.Compiler {
 		Filter:    filter.Compile,
 		Transform: func(p string) (delivery.Transformer, error) { return transform.Compile(p) },
 		Template: func(text string, isURL bool) (delivery.Template, error) {
-			if isURL {
-				t, err := template.ParseURL(text)
-				if err != nil {
-					return nil, err
-				}
-				return urlT{t}, nil
-			}
-			t, err := template.Parse(text)
-			if err != nil {
-				return nil, err
-			}
-			return headerT{t}, nil
+			return template.Compile(text, isURL, nil)
 		},
 	}
 }
-
-type urlT struct{ *template.Template }
-
-func (t urlT) Expand(ev *crossdock.Event) (string, error) { return t.URL(ev) }
-
-type headerT struct{ *template.Template }
-
-func (t headerT) Expand(ev *crossdock.Event) (string, error) { return t.String(ev), nil }
 
 func (e *env) startSync(tb testing.TB, subs ...crossdock.Subscription) {
 	tb.Helper()

@@ -47,14 +47,6 @@ func (s *sink) count(id string) int {
 	return s.got[id]
 }
 
-type urlT struct{ *template.Template }
-
-func (t urlT) Expand(ev *crossdock.Event) (string, error) { return t.URL(ev) }
-
-type headerT struct{ *template.Template }
-
-func (t headerT) Expand(ev *crossdock.Event) (string, error) { return t.String(ev), nil }
-
 // mustOpenManaged starts a hub whose subscriptions run in a real
 // dispatcher with the real compilers, the subscription store on the
 // broker, and config a subscription defined in configuration.
@@ -86,12 +78,7 @@ func mustOpenManaged(t *testing.T, config crossdock.Subscription) *hub {
 		Filter:    filter.Compile,
 		Transform: func(p string) (delivery.Transformer, error) { return transform.Compile(p) },
 		Template: func(text string, isURL bool) (delivery.Template, error) {
-			if isURL {
-				tt, err := template.ParseURL(text)
-				return urlT{tt}, err
-			}
-			tt, err := template.Parse(text)
-			return headerT{tt}, err
+			return template.Compile(text, isURL, nil)
 		},
 	}
 	if err := d.Start(ctx, []crossdock.Subscription{config}); err != nil {

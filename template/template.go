@@ -347,3 +347,40 @@ func controlIndex(s string) int {
 func (t *Template) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, "template(%q)", t.src)
 }
+
+// Expander expands one parsed template for an event, for a URL or for a
+// header value.
+type Expander struct {
+	t   *Template
+	url bool
+}
+
+// Compile parses text as a URL template (url true) or a header template,
+// resolves the secret references of its literal text with resolve (nil
+// leaves them as they are), and returns its Expander. The errors of
+// ParseURL, Parse and Resolve.
+func Compile(text string, url bool, resolve func(string) (string, error)) (*Expander, error) {
+	parse := Parse
+	if url {
+		parse = ParseURL
+	}
+	t, err := parse(text)
+	if err != nil {
+		return nil, err
+	}
+	if resolve != nil {
+		if t, err = t.Resolve(resolve); err != nil {
+			return nil, err
+		}
+	}
+	return &Expander{t: t, url: url}, nil
+}
+
+// Expand returns the template expanded for the event: Template.URL for a
+// URL template, Template.String for a header template.
+func (e *Expander) Expand(ev *crossdock.Event) (string, error) {
+	if e.url {
+		return e.t.URL(ev)
+	}
+	return e.t.String(ev), nil
+}

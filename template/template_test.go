@@ -300,3 +300,25 @@ func TestResolve(t *testing.T) {
 		t.Errorf("Resolve into a fragment: %v", err)
 	}
 }
+
+func TestCompile(t *testing.T) {
+	ev := &crossdock.Event{ID: "1", Source: "/s", SpecVersion: "1.0", Type: "t", Subject: "a/b"}
+	resolve := func(s string) (string, error) { return strings.ReplaceAll(s, "${secret:k}", "v"), nil }
+	u, err := template.Compile("http://x/items/{{subject}}?k=${secret:k}", true, resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := u.Expand(ev); err != nil || got != "http://x/items/a%2Fb?k=v" {
+		t.Fatalf("URL = %q, %v", got, err)
+	}
+	h, err := template.Compile("Bearer ${secret:k} {{subject}}", false, resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := h.Expand(ev); err != nil || got != "Bearer v a/b" {
+		t.Fatalf("header = %q, %v", got, err)
+	}
+	if _, err := template.Compile("http://{{subject}}/x", true, nil); err == nil {
+		t.Fatal("a placeholder in the host was accepted")
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/crossdock/crossdock"
 	"github.com/crossdock/crossdock/config"
 	"github.com/crossdock/crossdock/dataverse"
 	"github.com/crossdock/crossdock/delivery"
@@ -187,35 +186,13 @@ func compiler(secrets *secret.Store) delivery.Compiler {
 			return transform.Compile(program)
 		},
 		Template: func(text string, isURL bool) (delivery.Template, error) {
-			parse := template.Parse
-			if isURL {
-				parse = template.ParseURL
-			}
-			t, err := parse(text)
-			if err != nil {
-				return nil, err
-			}
-			if t, err = t.Resolve(secrets.Resolve); err != nil {
-				return nil, err
-			}
-			if isURL {
-				return urlTemplate{t}, nil
-			}
-			return headerTemplate{t}, nil
+			return template.Compile(text, isURL, secrets.Resolve)
 		},
 		Secret: secrets.Resolve,
 	}
 }
 
 var _ cdhttp.SubscriptionManager = (*delivery.Dispatcher)(nil)
-
-type urlTemplate struct{ *template.Template }
-
-func (t urlTemplate) Expand(ev *crossdock.Event) (string, error) { return t.URL(ev) }
-
-type headerTemplate struct{ *template.Template }
-
-func (t headerTemplate) Expand(ev *crossdock.Event) (string, error) { return t.String(ev), nil }
 
 // configChecks are the checks the configuration loader delegates to the
 // packages that run what it describes.
